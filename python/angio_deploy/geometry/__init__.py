@@ -1,0 +1,17 @@
+"""C-arm geometry (GEOMETRY.md): views, view pairs, triangulation helpers."""
+
+from .pair import (
+    MIN_SEPARATION_DEG,
+    WARN_SEPARATION_DEG,
+    check_view_pair,
+)
+from .view import ViewGeometry, carm_rotation, separation_angle_deg
+
+__all__ = [
+    "MIN_SEPARATION_DEG",
+    "WARN_SEPARATION_DEG",
+    "ViewGeometry",
+    "carm_rotation",
+    "check_view_pair",
+    "separation_angle_deg",
+]

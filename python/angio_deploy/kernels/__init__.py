@@ -1,0 +1,231 @@
+"""The geometry kernels: native C++ core with plain-numpy twins.
+
+The backend is chosen once, at import: the compiled extension ``angio_deploy._native``
+when it imports, otherwise (or when the environment variable ANGIO_DEPLOY_PUREPYTHON=1
+is set) the numpy twins in :mod:`angio_deploy.kernels._numpy`. ``BACKEND`` records the
+choice ("native" or "numpy") and the run report carries it.
+
+Every public function validates and converts its arguments here, once, so both
+backends see the same contiguous float64 (or float32 for feature maps) arrays.
+:func:`get_backend` returns the same API bound to a named backend, which is how the tests
+compare the two.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import types
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import _numpy
+
+log = logging.getLogger(__name__)
+
+ENV_FORCE_NUMPY = "ANGIO_DEPLOY_PUREPYTHON"
+
+
+def _load_native() -> types.ModuleType | None:
+    try:
+        from angio_deploy import _native
+    except ImportError as exc:  # pragma: no cover - depends on the build
+        log.warning("native core unavailable (%s); using the numpy twins", exc)
+        return None
+    return _native
+
+
+def _forced_numpy() -> bool:
+    return os.environ.get(ENV_FORCE_NUMPY, "").strip().lower() not in ("", "0", "false", "no")
+
+
+_NATIVE = _load_native()
+BACKEND = "numpy" if (_forced_numpy() or _NATIVE is None) else "native"
+
+
+def available_backends() -> list[str]:
+    """Names of the backends this installation can use ("native" only when compiled)."""
+    return ["native", "numpy"] if _NATIVE is not None else ["numpy"]
+
+
+def _f64(a, name: str, shape_tail: tuple[int, ...] | None = None, ndim: int | None = None):
+    arr = np.ascontiguousarray(a, dtype=np.float64)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+    if shape_tail is not None and arr.shape[arr.ndim - len(shape_tail) :] != shape_tail:
+        raise ValueError(f"{name} must have trailing shape {shape_tail}, got {arr.shape}")
+    return arr
+
+
+def _matrix(P, name: str = "P") -> np.ndarray:
+    P = _f64(P, name, (3, 4), ndim=2)
+    return P
+
+
+class Kernels:
+    """The kernel API bound to one implementation (``native`` or ``numpy``)."""
+
+    def __init__(self, name: str):
+        if name == "native":
+            if _NATIVE is None:
+                from angio_deploy.errors import BackendUnavailableError
+
+                raise BackendUnavailableError("the native core (angio_deploy._native) is not built")
+            self._impl = _NATIVE
+        elif name == "numpy":
+            self._impl = _numpy
+        else:
+            raise ValueError(f"unknown kernel backend {name!r}; use 'native' or 'numpy'")
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Kernels({self.name!r})"
+
+    # -- projection -------------------------------------------------------------
+    def project(self, P, X) -> np.ndarray:
+        """Project world points X (N, 3) mm to pixels [u, v].
+
+        P is one 3x4 matrix (-> (N, 2)) or a stack (V, 3, 4) (-> (V, N, 2)). Points at or
+        behind the source give NaN.
+        """
+        Pa = np.ascontiguousarray(P, dtype=np.float64)
+        single = Pa.ndim == 2
+        Ps = Pa[None] if single else Pa
+        if Ps.ndim != 3 or Ps.shape[1:] != (3, 4):
+            raise ValueError(f"P must be (3, 4) or (V, 3, 4), got {Pa.shape}")
+        Xa = _f64(X, "X", (3,), ndim=2)
+        out = self._impl.project(Ps, Xa)
+        return out[0] if single else out
+
+    def backproject(self, P, uv) -> tuple[np.ndarray, np.ndarray]:
+        """Rays through pixels uv (N, 2): origins (N, 3) mm at the source, unit directions."""
+        return self._impl.backproject(_matrix(P), _f64(uv, "uv", (2,), ndim=2))
+
+    # -- triangulation ------------------------------------------------------------
+    def triangulate(self, P1, P2, uv1, uv2, iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """Corresponding pixels uv1, uv2 (N, 2) -> world points (N, 3) mm and RMS error (N,) px."""
+        uv1 = _f64(uv1, "uv1", (2,), ndim=2)
+        uv2 = _f64(uv2, "uv2", (2,), ndim=2)
+        if uv1.shape != uv2.shape:
+            raise ValueError(f"uv1 {uv1.shape} and uv2 {uv2.shape} must have the same shape")
+        if iterations < 0:
+            raise ValueError("iterations must be >= 0")
+        return self._impl.triangulate(_matrix(P1, "P1"), _matrix(P2, "P2"), uv1, uv2, int(iterations))
+
+    def correspond_centrelines(
+        self, P1, P2, line1, line2, n_out: int = 100, iterations: int = 3
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Two 2D centrelines (start to end, px) -> 3D centreline (n_out, 3) mm.
+
+        Also returns the sub-pixel partner on line 2 of every point of line 1 (M1, 2).
+        """
+        line1 = _f64(line1, "line1", (2,), ndim=2)
+        line2 = _f64(line2, "line2", (2,), ndim=2)
+        if line1.shape[0] < 2 or line2.shape[0] < 2:
+            raise ValueError("each centreline needs at least 2 points")
+        if n_out < 2:
+            raise ValueError("n_out must be >= 2")
+        return self._impl.correspond_centrelines(
+            _matrix(P1, "P1"), _matrix(P2, "P2"), line1, line2, int(n_out), int(iterations)
+        )
+
+    # -- meshing ------------------------------------------------------------------
+    def tube_mesh(
+        self, centres, radii=None, *, ellipses=None, n_around: int = 60, caps: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Tube around centres (N, 3) mm -> vertices (N * n_around, 3) mm, faces (F, 3) int64.
+
+        Give ``radii`` (N,) mm for circular rings or ``ellipses`` (N, 3) = (semi-axis a mm,
+        semi-axis b mm, angle of a from the frame normal in radians). ``caps`` closes both
+        ends (watertight) without adding vertices.
+        """
+        c = _f64(centres, "centres", (3,), ndim=2)
+        if c.shape[0] < 2:
+            raise ValueError("a tube needs at least 2 centre points")
+        if (radii is None) == (ellipses is None):
+            raise ValueError("give exactly one of radii or ellipses")
+        if radii is not None:
+            r = _f64(radii, "radii", ndim=1)
+            if r.shape[0] != c.shape[0]:
+                raise ValueError(f"radii has {r.shape[0]} values for {c.shape[0]} centres")
+            axes = np.ascontiguousarray(np.stack([r, r, np.zeros_like(r)], axis=1))
+        else:
+            axes = _f64(ellipses, "ellipses", (3,), ndim=2)
+            if axes.shape[0] != c.shape[0]:
+                raise ValueError(f"ellipses has {axes.shape[0]} rows for {c.shape[0]} centres")
+        if n_around < 3:
+            raise ValueError("n_around must be >= 3")
+        return self._impl.tube_mesh(c, axes, int(n_around), bool(caps))
+
+    # -- sampling and rasterisation -------------------------------------------------
+    def sample_bilinear(
+        self, maps: Sequence[np.ndarray], uv, width: int, height: int
+    ) -> np.ndarray:
+        """Bilinear samples of channel-last maps [(Hk, Wk, Ck)] at image pixels uv (N, 2).
+
+        ``width`` x ``height`` is the image the pixel coordinates refer to; each map covers
+        the whole image (align_corners=False, border clamp). Returns (N, sum Ck) in the
+        maps' dtype (float32 or float64, all maps alike).
+        """
+        if len(maps) == 0:
+            raise ValueError("maps must not be empty")
+        dtype = np.dtype(maps[0].dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"maps must be float32 or float64, got {dtype}")
+        ms = []
+        for k, m in enumerate(maps):
+            if m.dtype != dtype or m.ndim != 3:
+                raise ValueError(f"map {k} must be a 3-D (H, W, C) {dtype} array")
+            ms.append(np.ascontiguousarray(m))
+        if width < 1 or height < 1:
+            raise ValueError("width and height must be positive")
+        return self._impl.sample_bilinear(ms, _f64(uv, "uv", (2,), ndim=2), int(width), int(height))
+
+    def rasterize_silhouette(self, P, vertices, faces, width: int, height: int) -> np.ndarray:
+        """Binary silhouette (height, width) uint8 of a triangle mesh projected with P."""
+        V = _f64(vertices, "vertices", (3,), ndim=2)
+        F = np.ascontiguousarray(faces, dtype=np.int64)
+        if F.ndim != 2 or F.shape[1] != 3:
+            raise ValueError(f"faces must be (F, 3), got {F.shape}")
+        if F.size and (F.min() < 0 or F.max() >= V.shape[0]):
+            raise ValueError("faces index vertices out of range")
+        if width < 1 or height < 1:
+            raise ValueError("width and height must be positive")
+        return self._impl.rasterize_silhouette(_matrix(P), V, F, int(width), int(height))
+
+
+_BOUND: dict[str, Kernels] = {}
+
+
+def get_backend(name: str | None = None) -> Kernels:
+    """The kernel API bound to backend ``name`` (default: the one chosen at import)."""
+    name = name or BACKEND
+    if name not in _BOUND:
+        _BOUND[name] = Kernels(name)
+    return _BOUND[name]
+
+
+_default = get_backend()
+project = _default.project
+backproject = _default.backproject
+triangulate = _default.triangulate
+correspond_centrelines = _default.correspond_centrelines
+tube_mesh = _default.tube_mesh
+sample_bilinear = _default.sample_bilinear
+rasterize_silhouette = _default.rasterize_silhouette
+
+__all__ = [
+    "BACKEND",
+    "ENV_FORCE_NUMPY",
+    "Kernels",
+    "available_backends",
+    "backproject",
+    "correspond_centrelines",
+    "get_backend",
+    "project",
+    "rasterize_silhouette",
+    "sample_bilinear",
+    "triangulate",
+    "tube_mesh",
+]

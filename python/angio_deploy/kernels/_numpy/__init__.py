@@ -1,0 +1,24 @@
+"""Plain-numpy reference implementations of the native core (the "numpy twins").
+
+Each function here has the same signature, arguments already validated and converted
+by :mod:`angio_deploy.kernels`, and the same arithmetic, operation for operation, as
+its C++ counterpart in ``csrc/``: tests require the two to agree to 1e-9 relative in
+float64. Keep the order of floating-point operations identical when changing either.
+"""
+
+from .correspondence import correspond_centrelines
+from .projection import backproject, project
+from .raster import rasterize_silhouette
+from .sampling import sample_bilinear
+from .triangulation import triangulate
+from .tube import tube_mesh
+
+__all__ = [
+    "backproject",
+    "correspond_centrelines",
+    "project",
+    "rasterize_silhouette",
+    "sample_bilinear",
+    "triangulate",
+    "tube_mesh",
+]

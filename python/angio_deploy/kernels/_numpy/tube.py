@@ -1,0 +1,128 @@
+"""Tube meshing with rotation-minimising frames (double reflection, Wang et al. 2008).
+
+Ring i, vertex j sits at angle phi_j = 2 pi j / n_around in the frame (r_i, s_i = t_i x r_i)
+around the centre c_i; an elliptical ring with semi-axes (a, b) has its a-axis turned by
+theta from r_i. Vertex index is i * n_around + j. Faces wind so their normals point
+outward (right-hand rule). Optional caps close both ends with a fan from vertex j = 0
+of the end ring (no extra vertices, so the 100 x 60 vertex order is kept), making the
+mesh watertight.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _normalize(x, y, z):
+    n = math.sqrt(x * x + y * y + z * z)
+    return x / n, y / n, z / n
+
+
+def _tangents(c: list[list[float]]) -> list[tuple[float, float, float]]:
+    N = len(c)
+    out = []
+    for i in range(N):
+        a = c[i - 1] if i > 0 else c[i]
+        b = c[i + 1] if i < N - 1 else c[i]
+        out.append(_normalize(b[0] - a[0], b[1] - a[1], b[2] - a[2]))
+    return out
+
+
+def _initial_normal(t):
+    # The world axis least aligned with the tangent (first one on ties), made orthogonal.
+    ax = [abs(t[0]), abs(t[1]), abs(t[2])]
+    k = 0
+    if ax[1] < ax[k]:
+        k = 1
+    if ax[2] < ax[k]:
+        k = 2
+    e = [0.0, 0.0, 0.0]
+    e[k] = 1.0
+    d = e[0] * t[0] + e[1] * t[1] + e[2] * t[2]
+    return _normalize(e[0] - d * t[0], e[1] - d * t[1], e[2] - d * t[2])
+
+
+def frames(centres: np.ndarray):
+    """Tangents, normals r and binormals s = t x r along the centreline, as lists."""
+    c = centres.tolist()
+    N = len(c)
+    T = _tangents(c)
+    R = [_initial_normal(T[0])]
+    for i in range(N - 1):
+        r = R[i]
+        t = T[i]
+        v1 = (c[i + 1][0] - c[i][0], c[i + 1][1] - c[i][1], c[i + 1][2] - c[i][2])
+        c1 = v1[0] * v1[0] + v1[1] * v1[1] + v1[2] * v1[2]
+        if c1 > 0.0:
+            k = 2.0 / c1 * (v1[0] * r[0] + v1[1] * r[1] + v1[2] * r[2])
+            rL = (r[0] - k * v1[0], r[1] - k * v1[1], r[2] - k * v1[2])
+            k = 2.0 / c1 * (v1[0] * t[0] + v1[1] * t[1] + v1[2] * t[2])
+            tL = (t[0] - k * v1[0], t[1] - k * v1[1], t[2] - k * v1[2])
+        else:
+            rL, tL = r, t
+        tn = T[i + 1]
+        v2 = (tn[0] - tL[0], tn[1] - tL[1], tn[2] - tL[2])
+        c2 = v2[0] * v2[0] + v2[1] * v2[1] + v2[2] * v2[2]
+        if c2 > 0.0:
+            k = 2.0 / c2 * (v2[0] * rL[0] + v2[1] * rL[1] + v2[2] * rL[2])
+            rn = (rL[0] - k * v2[0], rL[1] - k * v2[1], rL[2] - k * v2[2])
+        else:
+            rn = rL
+        # Re-orthonormalise against the tangent so rounding cannot drift.
+        d = rn[0] * tn[0] + rn[1] * tn[1] + rn[2] * tn[2]
+        R.append(_normalize(rn[0] - d * tn[0], rn[1] - d * tn[1], rn[2] - d * tn[2]))
+    S = []
+    for t, r in zip(T, R, strict=True):
+        S.append((t[1] * r[2] - t[2] * r[1], t[2] * r[0] - t[0] * r[2], t[0] * r[1] - t[1] * r[0]))
+    return T, R, S
+
+
+def tube_faces(n_rings: int, n_around: int, caps: bool) -> np.ndarray:
+    """Triangle indices (F, 3) int64 of the ring topology, outward winding."""
+    i = np.arange(n_rings - 1)[:, None]
+    j = np.arange(n_around)[None, :]
+    a = i * n_around + j
+    b = i * n_around + (j + 1) % n_around
+    c = (i + 1) * n_around + j
+    d = (i + 1) * n_around + (j + 1) % n_around
+    quads = np.stack([np.stack([a, b, c], -1), np.stack([b, d, c], -1)], axis=2)
+    faces = [quads.reshape(-1, 3)]
+    if caps:
+        jj = np.arange(1, n_around - 1)
+        zero = np.zeros_like(jj)
+        faces.append(np.stack([zero, jj + 1, jj], axis=1))
+        e = (n_rings - 1) * n_around
+        faces.append(np.stack([zero + e, e + jj, e + jj + 1], axis=1))
+    return np.concatenate(faces).astype(np.int64)
+
+
+def tube_mesh(
+    centres: np.ndarray, axes: np.ndarray, n_around: int, caps: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Centres (N, 3) mm and ring ellipses (N, 3) = (a mm, b mm, theta rad) -> mesh.
+
+    Returns vertices (N * n_around, 3) float64 and faces (F, 3) int64.
+    """
+    _, R, S = frames(centres)
+    N = centres.shape[0]
+    V = np.empty((N * n_around, 3))
+    cph = [math.cos(2.0 * math.pi * j / n_around) for j in range(n_around)]
+    sph = [math.sin(2.0 * math.pi * j / n_around) for j in range(n_around)]
+    for i in range(N):
+        a, b, th = float(axes[i, 0]), float(axes[i, 1]), float(axes[i, 2])
+        ct, st = math.cos(th), math.sin(th)
+        cx, cy, cz = (float(v) for v in centres[i])
+        r, s = R[i], S[i]
+        for j in range(n_around):
+            ea = a * cph[j]
+            eb = b * sph[j]
+            x = ea * ct - eb * st
+            y = ea * st + eb * ct
+            V[i * n_around + j] = (
+                cx + x * r[0] + y * s[0],
+                cy + x * r[1] + y * s[1],
+                cz + x * r[2] + y * s[2],
+            )
+    return V, tube_faces(N, n_around, caps)
