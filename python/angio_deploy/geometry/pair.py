@@ -19,7 +19,9 @@ WARN_SEPARATION_DEG = 25.0
 MIN_SEPARATION_DEG = 15.0
 
 
-def check_view_pair(a: ViewGeometry, b: ViewGeometry, *, source: str | None = None) -> tuple[float, list[str]]:
+def check_view_pair(
+    a: ViewGeometry, b: ViewGeometry, *, source: str | None = None
+) -> tuple[float, list[str]]:
     """Separation angle (degrees) of two views and warnings; raise InputError below the floor."""
     angle = separation_angle_deg(a, b)
     warnings: list[str] = []

@@ -227,7 +227,9 @@ class ViewGeometry:
             "secondary_angle_deg": self.secondary_angle_deg,
             "sid_mm": self.sid_mm,
             "sod_mm": self.sod_mm,
-            "pixel_spacing_mm": None if self.pixel_spacing_mm is None else list(self.pixel_spacing_mm),
+            "pixel_spacing_mm": None
+            if self.pixel_spacing_mm is None
+            else list(self.pixel_spacing_mm),
             "projection_matrix": self.matrix.tolist(),
             "source_mm": self.source_mm.tolist(),
             "provenance": dict(self.provenance),

@@ -111,7 +111,9 @@ class Kernels:
             raise ValueError(f"uv1 {uv1.shape} and uv2 {uv2.shape} must have the same shape")
         if iterations < 0:
             raise ValueError("iterations must be >= 0")
-        return self._impl.triangulate(_matrix(P1, "P1"), _matrix(P2, "P2"), uv1, uv2, int(iterations))
+        return self._impl.triangulate(
+            _matrix(P1, "P1"), _matrix(P2, "P2"), uv1, uv2, int(iterations)
+        )
 
     def correspond_centrelines(
         self, P1, P2, line1, line2, n_out: int = 100, iterations: int = 3

@@ -1,0 +1,128 @@
+"""The ``angio-deploy`` command line: a thin layer over the Python API.
+
+Only this module prints, draws progress and picks exit codes (CASE_FORMAT.md):
+0 success, 2 usage, 65 bad input data, 66 input not found, 69 backend unavailable,
+70 internal error. Errors print one line on stderr; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from ._version import __version__
+from .errors import EX_OK, EX_SOFTWARE, AngioDeployError
+
+PROG = "angio-deploy"
+
+
+def _fmt(v: Any, nd: int = 2) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_fmt(x, nd) for x in v) + "]"
+    return str(v)
+
+
+def _print_info(desc: dict[str, Any]) -> None:
+    print(f"case        {desc['case']}" + (f"  (id {desc['id']})" if desc.get("id") else ""))
+    for v in desc["views"]:
+        g = v["geometry"]
+        prov = g["provenance"]
+        print(
+            f"view {v['name']}      {v['image']}  [{v['kind']}]  {v['size'][0]} x {v['size'][1]} px"
+        )
+        if v["frame_count"] > 1 or v["frame"] is not None:
+            print(f"  frame     {v['frame']} of {v['frame_count']} ({v['frame_selection']})")
+        rows = [
+            ("primary", "primary_angle_deg", "deg"),
+            ("secondary", "secondary_angle_deg", "deg"),
+            ("SID", "sid_mm", "mm"),
+            ("SOD", "sod_mm", "mm"),
+            ("spacing", "pixel_spacing_mm", "mm/px"),
+        ]
+        if g["primary_angle_deg"] is None:
+            print(f"  matrix    {_fmt(g['projection_matrix'], 4)}  <- {prov.get('matrix', '-')}")
+        else:
+            for label, key, unit in rows:
+                nd = 6 if key == "pixel_spacing_mm" else 2
+                print(f"  {label:<9} {_fmt(g[key], nd)} {unit}  <- {prov.get(key, '-')}")
+        print(f"  source    {_fmt(g['source_mm'], 1)} mm")
+        s = v["soi"]
+        print(f"  SOI       start {_fmt(s['start'], 1)}  end {_fmt(s['end'], 1)}  (px [u, v])")
+    print(f"separation  {desc['view_separation_deg']:.1f} deg")
+    for k, sb in enumerate(desc["side_branches"]):
+        print(
+            f"branch {k}    a {_fmt(sb[0]['start'], 1)} -> {_fmt(sb[0]['end'], 1)}; "
+            f"b {_fmt(sb[1]['start'], 1)} -> {_fmt(sb[1]['end'], 1)}"
+        )
+    for w in desc["warnings"]:
+        print(f"warning     {w}")
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .io.case import load_case
+
+    desc = load_case(args.case_dir).describe()
+    if args.json:
+        print(json.dumps(desc, indent=2))
+    else:
+        _print_info(desc)
+    return EX_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Two X-ray coronary angiograms in, a 3D lumen surface mesh out.",
+    )
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    p.add_argument("-v", "--verbose", action="store_true", help="show progress logs")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    info = sub.add_parser("info", help="validate a case folder and show the geometry used")
+    info.add_argument("case_dir", metavar="CASE_DIR")
+    info.add_argument("--json", action="store_true", help="print the same as JSON")
+    info.set_defaults(func=_cmd_info)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``angio-deploy`` script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.debug else (logging.INFO if args.verbose else logging.ERROR)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        return int(args.func(args))
+    except AngioDeployError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an internal bug: say so in one line
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"{PROG}: internal error: {type(exc).__name__}: {exc} (rerun with --debug)",
+            file=sys.stderr,
+        )
+        return EX_SOFTWARE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
