@@ -110,6 +110,7 @@ _TOPHAT_SIZE_PX = 7  # structuring element at half resolution (pixels)
 _SCORE_PERCENTILE = 99.0
 _LOG_EPS = 0.02  # keeps log finite in black pixels (fraction of full scale)
 _FIXED_DATE, _FIXED_TIME = "20000101", "000000"
+_J2K_MIN_SIDE_PX = 32
 
 
 @dataclass(frozen=True, eq=False)
@@ -820,6 +821,11 @@ def write_xa(
         )
     stored, bits = _frames_to_stored(frames, bits_stored, photometric)
     f, h, w = stored.shape
+    if ts == dcm_uid.JPEG2000Lossless and min(h, w) < _J2K_MIN_SIDE_PX:
+        raise ValueError(
+            f"JPEG 2000 needs images at least {_J2K_MIN_SIDE_PX} px on each side "
+            f"(OpenJPEG's 6 resolution levels), got {w} x {h}"
+        )
     _check_geometry(geometry, w, h)
     uids = _uids(uid_seed)
     ds = _base_dataset(uids, fixed=uid_seed is not None)
