@@ -480,3 +480,52 @@ def test_single_frame_rejects_frame_1(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="has 1 frame") as err:
         read_xa(p, frame=1)
     assert err.value.field == "frame" and str(p) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("ts", "options", "tolerance"),
+    [
+        (uid.JPEGLSNearLossless, {"jls_error": 2}, 2),
+        (uid.JPEG2000, {"j2k_cr": [4]}, 400),
+    ],
+)
+def test_lossy_jpeg_ls_and_jpeg_2000(
+    tmp_path: Path, ts: str, options: dict[str, Any], tolerance: int
+) -> None:
+    yy, xx = np.mgrid[0:48, 0:64]
+    frames = np.stack(
+        [
+            (2000 + 900 * np.sin(xx / 9.0 + k) + 600 * np.cos(yy / 7.0)).astype(np.uint16)
+            for k in range(2)
+        ]
+    )
+    ds = pydicom.dcmread(write(tmp_path, "u.dcm", frames=frames, bits_stored=12))
+    ds.compress(ts, frames, generate_instance_uid=False, **options)
+    ds.LossyImageCompression = "01"
+    ds.save_as(tmp_path / "lossy.dcm")
+    x = read_xa(tmp_path / "lossy.dcm", frame=1)
+    assert x.transfer_syntax_uid == ts
+    assert np.abs(x.stored.astype(int) - frames[1]).max() <= tolerance
+
+
+def test_enhanced_style_per_frame_positioner(tmp_path: Path) -> None:
+    """Angles inside PerFrameFunctionalGroupsSequence > PositionerPositionSequence."""
+    src = write(tmp_path, "src.dcm", frames=random_frames(8, 2))
+    ds = pydicom.dcmread(src)
+    del ds.PositionerPrimaryAngle, ds.PositionerSecondaryAngle
+    groups = []
+    for k in range(2):
+        pos = pydicom.Dataset()
+        pos.PositionerPrimaryAngle = str(10.0 + k)
+        pos.PositionerSecondaryAngle = "-5"
+        group = pydicom.Dataset()
+        group.PositionerPositionSequence = [pos]
+        groups.append(group)
+    ds.PerFrameFunctionalGroupsSequence = groups
+    ds.save_as(tmp_path / "enh.dcm")
+    x = read_xa(tmp_path / "enh.dcm", frame=1)
+    assert (x.geometry.primary_angle_deg, x.geometry.secondary_angle_deg) == (11.0, -5.0)
+    assert x.provenance["primary_angle_deg"] == (
+        "PerFrameFunctionalGroupsSequence[1] > PositionerPositionSequence > "
+        "PositionerPrimaryAngle (0018,1510)"
+    )

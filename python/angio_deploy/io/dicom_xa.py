@@ -58,12 +58,30 @@ from pydicom import uid as dcm_uid
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.pixels import iter_pixels as _iter_pixels
 from pydicom.pixels import pixel_array as _pixel_array
 from pydicom.valuerep import format_number_as_ds
 from scipy import ndimage
 
 from angio_deploy.errors import InputError, InputNotFoundError
 from angio_deploy.geometry.view import ViewGeometry
+
+__all__ = [
+    "READABLE_TRANSFER_SYNTAXES",
+    "SELECTION_CONTRAST",
+    "SELECTION_GIVEN",
+    "SELECTION_SINGLE",
+    "WRITABLE_TRANSFER_SYNTAXES",
+    "XA_SOP_CLASS_UID",
+    "XAImage",
+    "read_xa",
+    "read_xa_frames",
+    "stored_to_image",
+    "tag_label",
+    "vessel_contrast_score",
+    "vessel_contrast_scores",
+    "write_xa",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -291,34 +309,61 @@ def _to_stored(arr: np.ndarray, fmt: _PixelFormat) -> np.ndarray:
 
 def stored_to_image(stored: np.ndarray, bits_stored: int, photometric: str) -> np.ndarray:
     """Stored values -> float32 in [0, 1], MONOCHROME2 sense, over the full BitsStored range."""
-    x = stored.astype(np.float64)
+    x = stored.astype(np.float32)
     if np.issubdtype(stored.dtype, np.signedinteger):
-        x = x + float(1 << (bits_stored - 1))
-    x = x / float((1 << bits_stored) - 1)
+        x += np.float32(1 << (bits_stored - 1))
+    x /= np.float32((1 << bits_stored) - 1)
     if photometric == "MONOCHROME1":
-        x = 1.0 - x
-    return np.clip(x, 0.0, 1.0).astype(np.float32)
+        x = np.float32(1.0) - x
+    return np.clip(x, 0.0, 1.0, out=x)
+
+
+def vessel_contrast_score(image: np.ndarray) -> float:
+    """Vessel-contrast score of one image (H, W) in [0, 1], MONOCHROME2 (dimensionless).
+
+    The image is 2x2 block-averaged and log-transformed (Beer-Lambert: log intensity is
+    linear in contrast-agent path length, and the log makes the score independent of
+    exposure); a 7x7 black top-hat (closing minus image) isolates thin dark structures.
+    The score is the 99th percentile of the top-hat in the central region (1/16 of each
+    side cropped, dropping collimator and shutter edges).
+    """
+    h, w = image.shape
+    h2, w2 = max(h // 2, 1), max(w // 2, 1)
+    x = np.asarray(image, dtype=np.float32)
+    if h >= 2 and w >= 2:
+        x = x[: 2 * h2, : 2 * w2].reshape(h2, 2, w2, 2).mean(axis=(1, 3))
+    x = np.log(x + np.float32(_LOG_EPS))
+    tophat = ndimage.grey_closing(x, size=(_TOPHAT_SIZE_PX, _TOPHAT_SIZE_PX)) - x
+    mh, mw = x.shape[0] // 16, x.shape[1] // 16
+    core = tophat[mh : x.shape[0] - mh, mw : x.shape[1] - mw]
+    return float(np.percentile(core, _SCORE_PERCENTILE))
 
 
 def vessel_contrast_scores(images: np.ndarray) -> np.ndarray:
-    """Per-frame vessel-contrast score (F,) of images (F, H, W) in [0, 1], MONOCHROME2.
+    """Per-frame :func:`vessel_contrast_score` (F,) of images (F, H, W)."""
+    return np.array([vessel_contrast_score(im) for im in images], dtype=np.float64)
 
-    Frames are 2x2 block-averaged, log-transformed (Beer-Lambert: log intensity is linear in
-    contrast-agent path length, and a log makes the score independent of exposure), and a
-    7x7 black top-hat (closing minus image) isolates thin dark structures. The score is the
-    99th percentile of the top-hat in the central region (1/16 of each side cropped).
-    """
-    f, h, w = images.shape
-    h2, w2 = max(h // 2, 1), max(w // 2, 1)
-    if h >= 2 and w >= 2:
-        x = images[:, : 2 * h2, : 2 * w2].reshape(f, h2, 2, w2, 2).mean(axis=(2, 4))
-    else:
-        x = images.astype(np.float32)
-    x = np.log(x.astype(np.float32) + np.float32(_LOG_EPS))
-    tophat = ndimage.grey_closing(x, size=(1, _TOPHAT_SIZE_PX, _TOPHAT_SIZE_PX)) - x
-    mh, mw = h2 // 16, w2 // 16
-    core = tophat[:, mh : h2 - mh, mw : w2 - mw]
-    return np.percentile(core.reshape(f, -1), _SCORE_PERCENTILE, axis=1)
+
+def _strongest_frame(
+    ds: Dataset, path: Path, ts: str, fmt: _PixelFormat
+) -> tuple[int, np.ndarray, list[float]]:
+    """Decode frames one at a time; keep the best-scoring one (memory: one frame)."""
+    best, best_frame, scores = -1, np.empty(0), []
+    try:
+        for raw in _iter_pixels(ds, raw=True):
+            stored = _to_stored(raw, fmt).reshape(fmt.rows, fmt.columns)
+            scores.append(
+                vessel_contrast_score(stored_to_image(stored, fmt.bits_stored, fmt.photometric))
+            )
+            if best < 0 or scores[-1] > scores[best]:
+                best, best_frame = len(scores) - 1, stored
+    except Exception as exc:  # decoders raise RuntimeError, ValueError, ... on bad data
+        raise InputError(
+            f"pixel data could not be decoded ({_ts_text(ts)}): {exc}",
+            source=str(path),
+            field=tag_label("PixelData"),
+        ) from exc
+    return best, best_frame, scores
 
 
 def _select_frame(
@@ -343,17 +388,14 @@ def _select_frame(
     if fmt.frames == 1:
         raw = _decode(ds, path, ts, None)
         return 0, SELECTION_SINGLE, _to_stored(raw, fmt), None, "single-frame file"
-    stack = _to_stored(_decode(ds, path, ts, None), fmt).reshape(fmt.frames, fmt.rows, fmt.columns)
-    images = stored_to_image(stack, fmt.bits_stored, fmt.photometric)
-    scores = vessel_contrast_scores(images)
-    idx = int(np.argmax(scores))
+    idx, stored, scores = _strongest_frame(ds, path, ts, fmt)
     why = (
         f"frame {idx} of {fmt.frames}: strongest vessel contrast (99th percentile of a 7x7 "
         f"black top-hat of log intensity on the 2x-downsampled frame = {scores[idx]:.4f}; "
-        f"range {scores.min():.4f} to {scores.max():.4f})"
+        f"range {min(scores):.4f} to {max(scores):.4f})"
     )
     logger.info("%s: %s", path, why)
-    return idx, SELECTION_CONTRAST, stack[idx], tuple(float(s) for s in scores), why
+    return idx, SELECTION_CONTRAST, stored, tuple(scores), why
 
 
 def read_xa_frames(path: str | os.PathLike[str], *, stored: bool = False) -> np.ndarray:
