@@ -30,8 +30,14 @@ Conventions and decisions (documented here once):
 * Rotational runs: when PositionerPrimaryAngleIncrement (0018,1520) /
   PositionerSecondaryAngleIncrement (0018,1521) hold one value per frame, frame k's angle
   is the base angle plus the cumulative sum of increments 0..k ("incremental change ... for
-  each frame", PS3.3 C.8.7.5). Enhanced XA files are read from the per-frame, then shared,
-  functional groups when a tag is not at the top level.
+  each frame", PS3.3 C.8.7.5). A geometry tag missing at the top level is looked up in the
+  selected frame's PerFrameFunctionalGroupsSequence item, then the shared one (Enhanced
+  XA); SOD falls back to DistanceSourceToIsocenter (0018,9402) there.
+* Transfer syntaxes read: see READABLE_TRANSFER_SYNTAXES (uncompressed implicit/explicit
+  little endian, deflated, retired explicit big endian, JPEG Baseline / Extended / Lossless
+  (any predictor and SV1), JPEG-LS lossless / near-lossless, JPEG 2000 lossless / lossy, RLE
+  Lossless). Written: explicit/implicit/deflated little endian, RLE Lossless, JPEG-LS
+  Lossless, JPEG 2000 Lossless (OpenJPEG needs >= 32 px a side).
 * Writer: MONOCHROME2 is what the XA Image module (PS3.3 C.8.7.3) allows; MONOCHROME1 is
   supported for testing readers and is non-conformant. PixelSpacing (0028,0030) is not
   written: it is not part of the XA Image IOD's acquisition modules and would state an
