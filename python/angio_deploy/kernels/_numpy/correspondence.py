@@ -49,9 +49,7 @@ def fundamental(P1: np.ndarray, P2: np.ndarray) -> np.ndarray:
                 s = s + P1[k, a] * Gi[k, b]
             Pp[a, b] = s
     C1 = camera_centre(P1)
-    e = [
-        P2[r, 0] * C1[0] + P2[r, 1] * C1[1] + P2[r, 2] * C1[2] + P2[r, 3] for r in range(3)
-    ]
+    e = [P2[r, 0] * C1[0] + P2[r, 1] * C1[1] + P2[r, 2] * C1[2] + P2[r, 3] for r in range(3)]
     # Q = P2 P1^+ (3x3)
     Q = np.empty((3, 3))
     for a in range(3):
@@ -76,12 +74,14 @@ def epipolar_cost(F: np.ndarray, line1: np.ndarray, line2: np.ndarray) -> np.nda
     l0 = F[0, 0] * u1 + F[0, 1] * v1 + F[0, 2]
     l1 = F[1, 0] * u1 + F[1, 1] * v1 + F[1, 2]
     l2 = F[2, 0] * u1 + F[2, 1] * v1 + F[2, 2]
-    d2 = np.abs(l0 * u2 + l1 * v2 + l2) / np.sqrt(l0 * l0 + l1 * l1)
     # Epipolar lines of line-2 points in view 1.
     m0 = F[0, 0] * u2 + F[1, 0] * v2 + F[2, 0]
     m1 = F[0, 1] * u2 + F[1, 1] * v2 + F[2, 1]
     m2 = F[0, 2] * u2 + F[1, 2] * v2 + F[2, 2]
-    d1 = np.abs(m0 * u1 + m1 * v1 + m2) / np.sqrt(m0 * m0 + m1 * m1)
+    # A pixel at the epipole has no epipolar line: its costs become inf/NaN, as in C++.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d2 = np.abs(l0 * u2 + l1 * v2 + l2) / np.sqrt(l0 * l0 + l1 * l1)
+        d1 = np.abs(m0 * u1 + m1 * v1 + m2) / np.sqrt(m0 * m0 + m1 * m1)
     return 0.5 * (d2 + d1)
 
 
@@ -147,6 +147,9 @@ def _partner(F, x1, line2, j_lo, j_hi):
     best_d = math.inf
     k_lo = max(0, j_lo - 2)
     k_hi = min(M2 - 2, j_hi + 1)
+    if not ln > 0.0:
+        # A pixel at the epipole has no epipolar line: keep the matched mean.
+        k_hi = k_lo - 1
     for k in range(k_lo, k_hi + 1):
         au, av = float(line2[k, 0]), float(line2[k, 1])
         bu, bv = float(line2[k + 1, 0]), float(line2[k + 1, 1])

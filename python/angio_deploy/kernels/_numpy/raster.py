@@ -18,7 +18,7 @@ from .projection import _project_one
 def rasterize_silhouette(
     P: np.ndarray, vertices: np.ndarray, faces: np.ndarray, width: int, height: int
 ) -> np.ndarray:
-    """Fill the mesh's projection: vertices (N, 3) mm, faces (F, 3) -> mask (height, width) uint8."""
+    """Fill the projected mesh: vertices (N, 3) mm, faces (F, 3) -> mask (height, width) uint8."""
     mask = np.zeros((height, width), dtype=np.uint8)
     pu, pv, w = _project_one(P, vertices[:, 0], vertices[:, 1], vertices[:, 2])
     ok = (w > 0.0) & np.isfinite(pu) & np.isfinite(pv)

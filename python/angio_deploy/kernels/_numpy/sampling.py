@@ -21,7 +21,7 @@ def sample_bilinear(maps: list[np.ndarray], uv: np.ndarray, width: int, height: 
     v = np.where(finite, uv[:, 1], 0.0)
     out = []
     for fmap in maps:
-        Hk, Wk, Ck = fmap.shape
+        Hk, Wk, _ = fmap.shape
         x = (u + 0.5) * Wk / width - 0.5
         y = (v + 0.5) * Hk / height - 0.5
         x = np.minimum(np.maximum(x, 0.0), float(Wk - 1))

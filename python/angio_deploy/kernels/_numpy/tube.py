@@ -21,12 +21,24 @@ def _normalize(x, y, z):
 
 
 def _tangents(c: list[list[float]]) -> list[tuple[float, float, float]]:
+    """Central-difference unit tangents, one-sided at the ends.
+
+    Repeated centre points give no direction: such a tangent takes the previous one (the
+    first valid one at the start; +z when the whole centreline is a single point).
+    """
     N = len(c)
-    out = []
+    raw: list[tuple[float, float, float] | None] = []
     for i in range(N):
         a = c[i - 1] if i > 0 else c[i]
         b = c[i + 1] if i < N - 1 else c[i]
-        out.append(_normalize(b[0] - a[0], b[1] - a[1], b[2] - a[2]))
+        x, y, z = b[0] - a[0], b[1] - a[1], b[2] - a[2]
+        n = math.sqrt(x * x + y * y + z * z)
+        raw.append((x / n, y / n, z / n) if n > 0.0 else None)
+    prev = next((t for t in raw if t is not None), (0.0, 0.0, 1.0))
+    out = []
+    for t in raw:
+        prev = prev if t is None else t
+        out.append(prev)
     return out
 
 
