@@ -64,3 +64,37 @@ def png_case(tmp_path: Path) -> Callable[..., Path]:
         return case
 
     return make
+
+
+@pytest.fixture
+def dicom_case(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: a valid two-view XA DICOM case; ``metadata`` edits view A's tags."""
+    from angio_deploy.geometry import ViewGeometry
+    from angio_deploy.io.dicom_xa import write_xa
+
+    def make(metadata: dict[str, Any] | None = None, frames: int = 1, **edits: Any) -> Path:
+        case = tmp_path / "dcase"
+        case.mkdir(exist_ok=True)
+        views = []
+        for k, (a, b) in enumerate(VIEW_ANGLES):
+            g = ViewGeometry.from_angles(a, b, 1000.0, 750.0, (0.6, 0.6), SIZE, SIZE)
+            stack = np.stack([_view_image(SIZE, k + 10 * f) for f in range(frames)])
+            name = f"view_{'ab'[k]}.dcm"
+            write_xa(
+                case / name,
+                stack if frames > 1 else stack[0],
+                g,
+                metadata=metadata if k == 0 else None,
+                uid_seed=f"test-{k}",
+            )
+            views.append({"image": name, "soi": {"start": [40.0, 128.0], "end": [210.0, 126.5]}})
+        doc: dict[str, Any] = {"format": "angio-case/1", "views": views}
+        for key, value in edits.items():
+            if callable(value):
+                value(doc)
+            else:
+                doc[key] = value
+        (case / "case.json").write_text(json.dumps(doc), encoding="utf-8")
+        return case
+
+    return make

@@ -306,21 +306,37 @@ def _load_view(ctx: _Ctx, case_dir: Path, view: Any, index: int) -> CaseView:
         soi = _segment(ctx, soi_obj, f"{where}.soi", w, h)
         return CaseView(name, path, "image", image, geometry, soi)
 
-    from .dicom_view import load_dicom_view
+    from .dicom_xa import read_xa
 
-    loaded = load_dicom_view(path, frame, geo, ctx.warn)
-    soi = _segment(ctx, soi_obj, f"{where}.soi", loaded.geometry.width, loaded.geometry.height)
+    if path.suffix.lower() not in DICOM_SUFFIXES:
+        ctx.warn(f"{where}.image: {path.name!r} has no image suffix; reading it as DICOM")
+    if geo is not None and "projection_matrix" in geo:
+        xa = read_xa(path, frame, geometry=False)
+        geometry = _geometry_from_object(ctx, geo, f"{where}.geometry", xa.width, xa.height)
+    else:
+        xa = read_xa(path, frame, geometry_overrides=geo)
+        geometry = xa.geometry
+    if geo:
+        ctx.warn(f"{where}.geometry overrides the DICOM tags for {', '.join(sorted(geo))}")
+    soi = _segment(ctx, soi_obj, f"{where}.soi", geometry.width, geometry.height)
+    header = {
+        "manufacturer": xa.manufacturer,
+        "transfer_syntax": xa.transfer_syntax,
+        "bits_stored": xa.bits_stored,
+        "photometric": xa.photometric,
+        "frame": xa.provenance.get("frame"),
+    }
     return CaseView(
         name,
         path,
         "dicom",
-        loaded.image,
-        loaded.geometry,
+        xa.image,
+        geometry,
         soi,
-        frame_index=loaded.frame_index,
-        frame_count=loaded.frame_count,
-        frame_selection=loaded.frame_selection,
-        header=loaded.header,
+        frame_index=xa.frame_index,
+        frame_count=xa.frames_count,
+        frame_selection=xa.frame_selection,
+        header=header,
     )
 
 

@@ -569,40 +569,69 @@ def _pixel_spacing(
     )
 
 
+OVERRIDE_SOURCE = "case.json geometry (overrides the tags)"
+
+
 def _geometry(
     ds: Dataset,
     path: Path,
     fmt: _PixelFormat,
     frame_index: int,
     pixel_spacing_mm: tuple[float, float] | None,
+    overrides: dict[str, Any] | None = None,
 ) -> ViewGeometry:
-    """ViewGeometry of the selected frame from the XA Positioner / Acquisition tags."""
+    """ViewGeometry of the selected frame from the XA Positioner / Acquisition tags.
+
+    ``overrides`` (keys primary_angle_deg, secondary_angle_deg, sid_mm, sod_mm,
+    pixel_spacing_mm) replace the corresponding tags; provenance says so.
+    """
+    ov = overrides or {}
     prov: dict[str, str] = {}
-    a, prov["primary_angle_deg"] = _angle(
-        ds,
-        "PositionerPrimaryAngle",
-        "PositionerPrimaryAngleIncrement",
-        frame_index,
-        fmt.frames,
-        path,
+
+    def value(key: str, read: Any) -> Any:
+        if key in ov:
+            prov[key] = OVERRIDE_SOURCE
+            return ov[key]
+        v, prov[key] = read()
+        return v
+
+    a = value(
+        "primary_angle_deg",
+        lambda: _angle(
+            ds,
+            "PositionerPrimaryAngle",
+            "PositionerPrimaryAngleIncrement",
+            frame_index,
+            fmt.frames,
+            path,
+        ),
     )
-    b, prov["secondary_angle_deg"] = _angle(
-        ds,
-        "PositionerSecondaryAngle",
-        "PositionerSecondaryAngleIncrement",
-        frame_index,
-        fmt.frames,
-        path,
+    b = value(
+        "secondary_angle_deg",
+        lambda: _angle(
+            ds,
+            "PositionerSecondaryAngle",
+            "PositionerSecondaryAngleIncrement",
+            frame_index,
+            fmt.frames,
+            path,
+        ),
     )
-    sid, prov["sid_mm"] = _required_number(
-        ds, ["DistanceSourceToDetector"], frame_index, path, positive=True
+    sid = value(
+        "sid_mm",
+        lambda: _required_number(
+            ds, ["DistanceSourceToDetector"], frame_index, path, positive=True
+        ),
     )
-    sod, prov["sod_mm"] = _required_number(
-        ds,
-        ["DistanceSourceToPatient", "DistanceSourceToIsocenter"],
-        frame_index,
-        path,
-        positive=True,
+    sod = value(
+        "sod_mm",
+        lambda: _required_number(
+            ds,
+            ["DistanceSourceToPatient", "DistanceSourceToIsocenter"],
+            frame_index,
+            path,
+            positive=True,
+        ),
     )
     if not sod < sid:
         raise InputError(
@@ -611,8 +640,11 @@ def _geometry(
             source=str(path),
             field=prov["sod_mm"],
         )
-    ps, prov["pixel_spacing_mm"] = _pixel_spacing(
-        ds, frame_index, path, fmt.rows, fmt.columns, sid, sod, pixel_spacing_mm
+    ps = value(
+        "pixel_spacing_mm",
+        lambda: _pixel_spacing(
+            ds, frame_index, path, fmt.rows, fmt.columns, sid, sod, pixel_spacing_mm
+        ),
     )
     prov["size"] = f"{tag_label('Columns')} x {tag_label('Rows')}"
     return ViewGeometry.from_angles(a, b, sid, sod, ps, fmt.columns, fmt.rows, provenance=prov)
@@ -625,13 +657,16 @@ def read_xa(
     *,
     pixel_spacing_mm: tuple[float, float] | None = None,
     geometry: bool = True,
+    geometry_overrides: dict[str, Any] | None = None,
 ) -> XAImage:
     """Read one frame of an XA DICOM file and its projection geometry.
 
     ``frame`` is zero-based; None picks the only frame, or for multi-frame files the frame
     with the strongest vessel contrast. ``pixel_spacing_mm`` (row, column; mm at the
     detector) is used only when no spacing tag is present. ``geometry=False`` skips the
-    geometry tags (``XAImage.geometry`` is then None). Raises InputNotFoundError for a
+    geometry tags (``XAImage.geometry`` is then None). ``geometry_overrides`` gives values
+    (keys primary_angle_deg, secondary_angle_deg, sid_mm, sod_mm, pixel_spacing_mm) that
+    replace the tags, as a case.json ``geometry`` object does. Raises InputNotFoundError for a
     missing file and InputError for anything unreadable, naming the file and tag.
     """
     p = Path(path)
@@ -640,7 +675,7 @@ def read_xa(
     fmt = _pixel_format(ds, p)
     idx, selection, stored, scores, why = _select_frame(ds, p, ts, fmt, frame)
     stored = stored.reshape(fmt.rows, fmt.columns)
-    geom = _geometry(ds, p, fmt, idx, pixel_spacing_mm) if geometry else None
+    geom = _geometry(ds, p, fmt, idx, pixel_spacing_mm, geometry_overrides) if geometry else None
     prov = {"frame": why, **({} if geom is None else geom.provenance)}
     return XAImage(
         path=p,
