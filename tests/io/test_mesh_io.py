@@ -239,6 +239,12 @@ _GOOD_HEADER = (
             "out of range",
         ),
         (_GOOD_HEADER.replace("float x", "quad x").encode(), "unknown PLY type"),
+        (
+            _GOOD_HEADER.replace("list uchar", "list char").encode()
+            + np.zeros(9, "<f4").tobytes()
+            + struct.pack("<b3i", -1, 0, 1, 2),
+            "bad list length",
+        ),
         (_GOOD_HEADER.replace("float x", "float w").encode() + b"\0" * 60, "no 'x'"),
         (_GOOD_HEADER.replace("binary_little_endian", "binary_middle").encode(), "format"),
         (b"ply\nelement vertex 0\nend_header\n", "no 'format'"),

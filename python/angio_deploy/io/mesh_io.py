@@ -348,6 +348,12 @@ def _parse_header(lines: list[str]) -> tuple[str, list[_PlyElement]]:
     return fmt, [_PlyElement(n, c, tuple(p)) for n, c, p in elements]
 
 
+def _list_len(value: float, element: str) -> int:
+    if value < 0 or value != int(value):
+        raise _PlyError(f"bad list length {value} in element {element!r}")
+    return int(value)
+
+
 class _BinaryBody:
     """Reads elements from a binary PLY body in order."""
 
@@ -373,7 +379,7 @@ class _BinaryBody:
                 fields.append((p.name, self.endian + p.code))
                 self.offset += np.dtype(p.code).itemsize
             else:
-                k = int(self._take(p.count_code, 1, f"element {el.name!r}")[0])
+                k = _list_len(self._take(p.count_code, 1, f"element {el.name!r}")[0], el.name)
                 fields += [("#" + p.name, self.endian + p.count_code)]
                 fields += [(p.name, self.endian + p.code, (k,))]
                 self.offset += np.dtype(p.code).itemsize * k
@@ -397,7 +403,7 @@ class _BinaryBody:
                 if p.count_code is None:
                     out[p.name].append(self._take(p.code, 1, what)[0])
                 else:
-                    k = int(self._take(p.count_code, 1, what)[0])
+                    k = _list_len(self._take(p.count_code, 1, what)[0], el.name)
                     out[p.name].append(self._take(p.code, k, what))
         return {
             p.name: np.array(out[p.name]) if p.count_code is None else out[p.name] for p in el.props
@@ -432,7 +438,7 @@ class _AsciiBody:
                 widths.append(1)
                 self.pos += 1
             else:
-                k = int(self._numbers(1, what)[0])
+                k = _list_len(self._numbers(1, what)[0], el.name)
                 widths.append(1 + k)
                 self.pos += k
         self.pos = start
@@ -461,7 +467,7 @@ class _AsciiBody:
                 if p.count_code is None:
                     out[p.name].append(self._numbers(1, what)[0])
                 else:
-                    k = int(self._numbers(1, what)[0])
+                    k = _list_len(self._numbers(1, what)[0], el.name)
                     out[p.name].append(_cast(self._numbers(k, what), p.code, what))
         return {
             p.name: _cast(np.array(out[p.name]), p.code, what)
