@@ -49,10 +49,10 @@ Conventions and decisions (documented here once):
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +71,7 @@ from scipy import ndimage
 
 from angio_deploy.errors import InputError, InputNotFoundError
 from angio_deploy.geometry.view import ViewGeometry
+from angio_deploy.io.atomic import atomic_write_bytes
 
 __all__ = [
     "READABLE_TRANSFER_SYNTAXES",
@@ -860,14 +861,9 @@ def _apply_metadata(ds: Dataset, metadata: dict[str, Any]) -> None:
 
 
 def _atomic_save(ds: Dataset, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        ds.save_as(tmp, enforce_file_format=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def write_xa(
