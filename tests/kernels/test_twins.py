@@ -218,6 +218,18 @@ def test_correspondence_full_size_twins_agree(native: Kernels, ref: Kernels) -> 
     agree(a[0], b[0], scale=100.0)
 
 
+@pytest.mark.parametrize("repeat", [2, 3])
+def test_correspondence_ties_break_alike(native: Kernels, ref: Kernels, repeat: int) -> None:
+    """Repeated points make exactly equal DP costs: the tie order must match the twin."""
+    v1, v2 = make_view(30.0, 20.0), make_view(-40.0, 25.0)
+    line1 = np.repeat(np.round(v1.project(smooth_curve(np.linspace(0.0, 1.0, 40)))), repeat, 0)
+    line2 = np.repeat(np.round(v2.project(smooth_curve(np.linspace(0.0, 1.0, 50)))), repeat, 0)
+    a = native.correspond_centrelines(v1.P, v2.P, line1, line2)
+    b = ref.correspond_centrelines(v1.P, v2.P, line1, line2)
+    np.testing.assert_array_equal(a[1], b[1])
+    agree(a[0], b[0], scale=100.0)
+
+
 def test_correspondence_of_two_point_lines(native: Kernels, ref: Kernels) -> None:
     v1, v2 = make_view(30.0, 20.0), make_view(-40.0, 25.0)
     ends = np.array([[-10.0, 2.0, 3.0], [12.0, -4.0, 5.0]])
@@ -517,6 +529,24 @@ def test_rasterize_triangle_soup_twins_agree(native: Kernels, ref: Kernels, v, s
         F[3] = [V.shape[0] - 5, V.shape[0] - 3, 2]  # one vertex just in front of it
     a = native.rasterize_silhouette(v.P, V, F, v.width, v.height)
     b = ref.rasterize_silhouette(v.P, V, F, v.width, v.height)
+    np.testing.assert_array_equal(a, b)
+
+
+@TWIN
+@given(
+    corners=hnp.arrays(np.float64, (30, 3), elements=st.integers(-4, 44).map(float)),
+    flip=st.booleans(),
+)
+def test_rasterize_edges_through_pixel_centres_agree(native: Kernels, ref: Kernels, corners, flip):
+    """Integer vertices with an identity-like P put pixel centres exactly on edges."""
+    P = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    V = corners.copy()
+    V[:, 2] = 0.0
+    F = np.arange(30).reshape(10, 3)
+    if flip:
+        F = F[:, ::-1].copy()
+    a = native.rasterize_silhouette(P, V, F, 40, 36)
+    b = ref.rasterize_silhouette(P, V, F, 40, 36)
     np.testing.assert_array_equal(a, b)
 
 
