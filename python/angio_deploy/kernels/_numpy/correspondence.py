@@ -9,9 +9,10 @@ Algorithm (identical in csrc/correspondence.cpp):
    warping; steps diagonal, up, left; ties prefer diagonal, then up, then left).
 4. For every point i of line 1, its partner on line 2 is where its epipolar line
    crosses line 2 near the matched indices (segments j_lo-2 .. j_hi+1), when it crosses
-   at an angle whose sine is at least MIN_CROSSING_SINE; otherwise the mean of the
-   matched points. The first and last points are matched to the first and last points
-   (the clinician's start and end correspondences).
+   at an angle whose sine is at least MIN_CROSSING_SINE; otherwise (or when the point is
+   the epipole, which has no epipolar line) the mean of the matched points. The first
+   and last points are matched to the first and last points (the clinician's start and
+   end correspondences).
 5. Each pair is triangulated (linear + Gauss-Newton) and the resulting 3D polyline is
    resampled to n_out points evenly spaced in arc length.
 """
