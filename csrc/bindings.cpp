@@ -178,6 +178,27 @@ py::array_t<std::uint8_t> rasterize_silhouette(const f64array& P, const f64array
   return mask;
 }
 
+py::array_t<double> tube_path_lengths(const f64array& P, const f64array& centres,
+                                      const f64array& semi_axes, const f64array& major_dir,
+                                      index_t width, index_t height, index_t supersample) {
+  require_shape(P, "P", {3, 4});
+  require_shape(centres, "centres", {-1, 3});
+  const index_t m = centres.shape(0);
+  require_shape(semi_axes, "semi_axes", {m, 2});
+  require_shape(major_dir, "major_dir", {m, 3});
+  if (m < 2) throw py::value_error("a tube needs at least 2 centre points");
+  if (width < 1 || height < 1) throw py::value_error("width and height must be positive");
+  if (supersample < 1) throw py::value_error("supersample must be >= 1");
+  py::array_t<double> out({height, width});
+  const double *p = P.data(), *c = centres.data(), *a = semi_axes.data(), *d = major_dir.data();
+  double* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    angio::tube_path_lengths(p, c, a, d, m, width, height, supersample, o);
+  }
+  return out;
+}
+
 }  // namespace
 
 #define ANGIO_STR2(x) #x
@@ -206,4 +227,9 @@ PYBIND11_MODULE(_native, m) {
   m.def("rasterize_silhouette", &rasterize_silhouette, py::arg("P"), py::arg("vertices"),
         py::arg("faces"), py::arg("width"), py::arg("height"),
         "Binary silhouette (height, width) uint8 of a triangle mesh projected with P.");
+  m.def("tube_path_lengths", &tube_path_lengths, py::arg("P"), py::arg("centres"),
+        py::arg("semi_axes"), py::arg("major_dir"), py::arg("width"), py::arg("height"),
+        py::arg("supersample"),
+        "Path length (mm) of each pixel's ray inside a tube of elliptic cylinder segments -> "
+        "(height, width).");
 }

@@ -55,4 +55,12 @@ void rasterize_silhouette(const double* P, const double* vertices, index_t nv,
                           const index_t* faces, index_t nf, index_t width, index_t height,
                           std::uint8_t* mask);
 
+// -- pathlength.cpp ---------------------------------------------------------------------
+// Length (mm) of each pixel's ray from the source inside a tube of m >= 2 cross-sections:
+// centres (m, 3) mm, semi-axes (m, 2) mm, unit major directions (m, 3) -> out (height,
+// width), averaged over supersample x supersample sub-rays per pixel.
+void tube_path_lengths(const double* P, const double* centres, const double* semi_axes,
+                       const double* major_dir, index_t m, index_t width, index_t height,
+                       index_t supersample, double* out);
+
 }  // namespace angio

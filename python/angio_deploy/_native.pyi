@@ -42,3 +42,14 @@ def rasterize_silhouette(
     P: F64, vertices: F64, faces: npt.NDArray[np.int64], width: int, height: int
 ) -> npt.NDArray[np.uint8]:
     """Silhouette (height, width) uint8 of triangles faces (F, 3) over vertices (N, 3) mm."""
+
+def tube_path_lengths(
+    P: F64,
+    centres: F64,
+    semi_axes: F64,
+    major_dir: F64,
+    width: int,
+    height: int,
+    supersample: int,
+) -> F64:
+    """Path length (mm) of each pixel's ray inside a tube -> (height, width); unit major_dir."""

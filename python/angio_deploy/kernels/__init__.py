@@ -196,6 +196,58 @@ class Kernels:
             raise ValueError("width and height must be positive")
         return self._impl.rasterize_silhouette(_matrix(P), V, F, int(width), int(height))
 
+    # -- image formation ------------------------------------------------------------
+    def tube_path_lengths(
+        self, P, centres, semi_axes, major_dir, width: int, height: int, supersample: int = 1
+    ) -> np.ndarray:
+        """Length (mm) of each pixel's X-ray path inside a tube -> (height, width) float64.
+
+        The tube has M >= 2 cross-sections in the world frame (LPS mm): centres (M, 3) mm,
+        ellipse semi-axes (M, 2) = (a, b) mm, and major_dir (M, 3), the direction of
+        semi-axis a (perpendicular to the local tangent; any length, normalised here; its
+        sign does not matter). It is the union of the M - 1 segments between consecutive
+        centres (zero-length ones are skipped): elliptic cylinders with the averaged end
+        ellipses, clipped by planes through the centres whose normals bisect adjacent
+        segment directions, so the segments tile the tube wherever its curvature radius
+        exceeds its radius.
+
+        The ray of pixel (u = column, v = row) leaves the source (the camera centre of P)
+        along M^-1 (u, v, 1), as :meth:`backproject`; only the part in front of the source
+        counts and it is not cut at the detector. ``supersample`` s averages s x s sub-rays
+        per pixel at offsets (i + 0.5) / s - 0.5 in u and v.
+        """
+        P = _matrix(P)
+        c = _f64(centres, "centres", (3,), ndim=2)
+        m = c.shape[0]
+        if m < 2:
+            raise ValueError("a tube needs at least 2 centre points")
+        ax = _f64(semi_axes, "semi_axes", (2,), ndim=2)
+        if ax.shape[0] != m:
+            raise ValueError(f"semi_axes has {ax.shape[0]} rows for {m} centres")
+        md = _f64(major_dir, "major_dir", (3,), ndim=2)
+        if md.shape[0] != m:
+            raise ValueError(f"major_dir has {md.shape[0]} rows for {m} centres")
+        if not np.all(np.isfinite(P)):
+            raise ValueError("P must be finite")
+        if np.linalg.det(P[:, :3]) == 0.0:
+            raise ValueError("P has a singular left 3x3 block (no camera centre)")
+        if not np.all(np.isfinite(c)):
+            raise ValueError("centres must be finite")
+        if not np.all(np.isfinite(ax) & (ax > 0.0)):
+            raise ValueError("semi_axes must be positive and finite")
+        if not np.all(np.isfinite(md)):
+            raise ValueError("major_dir must be finite")
+        norm = np.sqrt(np.sum(md * md, axis=1))
+        if not np.all(np.isfinite(norm) & (norm > 0.0)):
+            raise ValueError("major_dir rows must be non-zero")
+        md = np.ascontiguousarray(md / norm[:, None])
+        if width < 1 or height < 1:
+            raise ValueError("width and height must be positive")
+        s = int(supersample)
+        if s != supersample or s < 1:
+            raise ValueError(f"supersample must be an integer >= 1, got {supersample!r}")
+        return self._impl.tube_path_lengths(P, c, ax, md, int(width), int(height), s)
+
 
 _BOUND: dict[str, Kernels] = {}
 
@@ -216,6 +268,7 @@ correspond_centrelines = _default.correspond_centrelines
 tube_mesh = _default.tube_mesh
 sample_bilinear = _default.sample_bilinear
 rasterize_silhouette = _default.rasterize_silhouette
+tube_path_lengths = _default.tube_path_lengths
 
 __all__ = [
     "BACKEND",
@@ -230,4 +283,5 @@ __all__ = [
     "sample_bilinear",
     "triangulate",
     "tube_mesh",
+    "tube_path_lengths",
 ]

@@ -7,6 +7,7 @@ float64. Keep the order of floating-point operations identical when changing eit
 """
 
 from .correspondence import correspond_centrelines
+from .pathlength import tube_path_lengths
 from .projection import backproject, project
 from .raster import rasterize_silhouette
 from .sampling import sample_bilinear
@@ -21,4 +22,5 @@ __all__ = [
     "sample_bilinear",
     "triangulate",
     "tube_mesh",
+    "tube_path_lengths",
 ]

@@ -1,0 +1,336 @@
+// X-ray path lengths through a tube of clipped elliptic-cylinder segments, per pixel;
+// twin: _numpy/pathlength.py (the module text there is the full specification). Per
+// segment: a local frame (major m, minor n, axis w), two end planes whose normals bisect
+// the adjacent segment directions, and a conservative pixel box; per ray in the box: a
+// closed-form chord (cylinder quadratic around the ray point nearest the midpoint,
+// intersected with the end half-spaces and t >= 0). Pixels accumulate segments in
+// ascending order and, within a segment, sub-rays j-major; threads take interleaved
+// image rows, so the result is the same for any thread count.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <thread>
+#include <vector>
+
+#include "kernels.hpp"
+#include "linalg.hpp"
+#include "parallel.hpp"
+
+namespace angio {
+namespace {
+
+constexpr double kJointMinNorm = 1e-3;  // twin: JOINT_MIN_NORM
+constexpr double kMajorMinNorm = 1e-9;  // twin: MAJOR_MIN_NORM
+
+inline double dot(const Vec3& a, const Vec3& b) { return a.x * b.x + a.y * b.y + a.z * b.z; }
+
+// The world axis least aligned with t (first on ties), made orthogonal to it and
+// normalised (twin: tube._initial_normal; same rule as tube.cpp).
+Vec3 initial_normal(const Vec3& t) {
+  const double ax[3] = {std::fabs(t.x), std::fabs(t.y), std::fabs(t.z)};
+  int k = 0;
+  if (ax[1] < ax[k]) k = 1;
+  if (ax[2] < ax[k]) k = 2;
+  double e[3] = {0.0, 0.0, 0.0};
+  e[k] = 1.0;
+  const double d = e[0] * t.x + e[1] * t.y + e[2] * t.z;
+  const double x = e[0] - d * t.x, y = e[1] - d * t.y, z = e[2] - d * t.z;
+  const double n = std::sqrt(x * x + y * y + z * z);
+  return {x / n, y / n, z / n};
+}
+
+struct Segment {
+  Vec3 m, n, w;             // local frame (world coordinates): major, minor, axis
+  Vec3 g;                   // midpoint - source, in the local frame
+  double ia, ib;            // 1 / a, 1 / b
+  Vec3 n0, n1;              // end-plane normals in the local frame
+  double h;                 // half length
+  bool whole;               // evaluate every pixel (segment straddles the source plane)
+  int nh;                   // convex hull (counter-clockwise) of the projected bound
+  double hu[16], hv[16];
+  index_t y0, y1;           // rows to visit, inclusive
+};
+
+struct ValidSegment {
+  index_t k;
+  double L;
+  Vec3 w;
+};
+
+struct Pt {
+  double u, v;
+};
+
+inline double cross(const Pt& o, const Pt& a, const Pt& b) {
+  return (a.u - o.u) * (b.v - o.v) - (a.v - o.v) * (b.u - o.u);
+}
+
+// Convex hull by Andrew's monotone chain, collinear points dropped (twin: _hull).
+int convex_hull(Pt* pts, int n, Pt* hull) {
+  std::sort(pts, pts + n,
+            [](const Pt& a, const Pt& b) { return a.u < b.u || (a.u == b.u && a.v < b.v); });
+  Pt lower[8], upper[8];
+  int nl = 0, nu = 0;
+  for (int i = 0; i < n; ++i) {
+    while (nl >= 2 && cross(lower[nl - 2], lower[nl - 1], pts[i]) <= 0.0) --nl;
+    lower[nl++] = pts[i];
+  }
+  for (int i = n - 1; i >= 0; --i) {
+    while (nu >= 2 && cross(upper[nu - 2], upper[nu - 1], pts[i]) <= 0.0) --nu;
+    upper[nu++] = pts[i];
+  }
+  int nh = 0;
+  for (int i = 0; i + 1 < nl; ++i) hull[nh++] = lower[i];
+  for (int i = 0; i + 1 < nu; ++i) hull[nh++] = upper[i];
+  return nh;
+}
+
+inline void widen(double x, bool& any, double& lo, double& hi) {
+  if (!any) {
+    lo = hi = x;
+    any = true;
+  } else {
+    lo = std::min(lo, x);
+    hi = std::max(hi, x);
+  }
+}
+
+// u-extent of the hull within the band va <= v <= vb: its vertices inside the band and
+// its edges' crossings of the two band lines (twin: _band_extent).
+bool band_extent(const Segment& s, double va, double vb, double& lo, double& hi) {
+  bool any = false;
+  for (int k = 0; k < s.nh; ++k) {
+    const int q = k + 1 < s.nh ? k + 1 : 0;
+    const double pu = s.hu[k], pv = s.hv[k], qu = s.hu[q], qv = s.hv[q];
+    if (pv >= va && pv <= vb) widen(pu, any, lo, hi);
+    if (pv == qv) continue;
+    const double lines[2] = {va, vb};
+    for (int e = 0; e < (va == vb ? 1 : 2); ++e) {
+      const double c = lines[e];
+      if ((pv <= c && c <= qv) || (qv <= c && c <= pv))
+        widen(pu + (c - pv) * (qu - pu) / (qv - pv), any, lo, hi);
+    }
+  }
+  return any;
+}
+
+// Per-segment constants, only for segments that can reach the image (twin: _segments).
+// The clipped segment is the convex hull of its two end caps (plane sections of the
+// cylinder); each cap lies in the parallelogram c +- U +- V of its conjugate semi-axes
+// U = a (m - (N.m / N.w) w), V = b (n - (N.n / N.w) w), so the projected hull of those 8
+// corners bounds the pixels the segment can touch.
+std::vector<Segment> build_segments(const double* P, const double* c, const double* ax,
+                                    const double* md, index_t m_pts, index_t width,
+                                    index_t height, double off_first, double off_last) {
+  const Vec3 C = camera_centre(P);
+  std::vector<ValidSegment> valid;
+  for (index_t k = 0; k + 1 < m_pts; ++k) {
+    const double ex = c[3 * k + 3] - c[3 * k];
+    const double ey = c[3 * k + 4] - c[3 * k + 1];
+    const double ez = c[3 * k + 5] - c[3 * k + 2];
+    const double L = std::sqrt(ex * ex + ey * ey + ez * ez);
+    if (L > 0.0) valid.push_back({k, L, {ex / L, ey / L, ez / L}});
+  }
+  const size_t nv = valid.size();
+  // joints[j] is the plane between valid segments j - 1 and j; has[j] false: own w.
+  std::vector<Vec3> joints(nv + 1);
+  std::vector<char> has(nv + 1, 0);
+  for (size_t j = 1; j < nv; ++j) {
+    const Vec3 &wa = valid[j - 1].w, &wb = valid[j].w;
+    const double sx = wa.x + wb.x, sy = wa.y + wb.y, sz = wa.z + wb.z;
+    const double sn = std::sqrt(sx * sx + sy * sy + sz * sz);
+    if (sn > kJointMinNorm) {
+      joints[j] = {sx / sn, sy / sn, sz / sn};
+      has[j] = 1;
+    }
+  }
+
+  const double wmax = static_cast<double>(width - 1), hmax = static_cast<double>(height - 1);
+  std::vector<Segment> out;
+  out.reserve(nv);
+  for (size_t j = 0; j < nv; ++j) {
+    const index_t k = valid[j].k;
+    const Vec3 w = valid[j].w;
+    const Vec3 N0 = has[j] ? joints[j] : w;
+    const Vec3 N1 = has[j + 1] ? joints[j + 1] : w;
+    const double a = (ax[2 * k] + ax[2 * k + 2]) * 0.5;
+    const double b = (ax[2 * k + 1] + ax[2 * k + 3]) * 0.5;
+    const Vec3 m0{md[3 * k], md[3 * k + 1], md[3 * k + 2]};
+    const Vec3 m1{md[3 * k + 3], md[3 * k + 4], md[3 * k + 5]};
+    const double sg = dot(m0, m1) < 0.0 ? -1.0 : 1.0;
+    const double sx = m0.x + sg * m1.x, sy = m0.y + sg * m1.y, sz = m0.z + sg * m1.z;
+    const double dp = sx * w.x + sy * w.y + sz * w.z;
+    const double px = sx - dp * w.x, py = sy - dp * w.y, pz = sz - dp * w.z;
+    const double pn = std::sqrt(px * px + py * py + pz * pz);
+    const Vec3 m = pn > kMajorMinNorm ? Vec3{px / pn, py / pn, pz / pn} : initial_normal(w);
+    const Vec3 n{w.y * m.z - w.z * m.y, w.z * m.x - w.x * m.z, w.x * m.y - w.y * m.x};
+    const Vec3 c0{c[3 * k], c[3 * k + 1], c[3 * k + 2]};
+    const Vec3 c1{c[3 * k + 3], c[3 * k + 4], c[3 * k + 5]};
+    const Vec3 cm{(c0.x + c1.x) * 0.5, (c0.y + c1.y) * 0.5, (c0.z + c1.z) * 0.5};
+    const Vec3 g{cm.x - C.x, cm.y - C.y, cm.z - C.z};
+    Segment s;
+    s.m = m;
+    s.n = n;
+    s.w = w;
+    s.g = {dot(g, m), dot(g, n), dot(g, w)};
+    s.ia = 1.0 / a;
+    s.ib = 1.0 / b;
+    s.n0 = {dot(N0, m), dot(N0, n), dot(N0, w)};
+    s.n1 = {dot(N1, m), dot(N1, n), dot(N1, w)};
+    s.h = 0.5 * valid[j].L;
+
+    Pt pts[8];
+    int n_front = 0;
+    bool finite = true;
+    for (int e = 0; e < 2; ++e) {
+      const Vec3& ce = e ? c1 : c0;
+      const Vec3& ne = e ? s.n1 : s.n0;
+      const double ku = ne.x / ne.z, kv = ne.y / ne.z;
+      const Vec3 U{a * (m.x - ku * w.x), a * (m.y - ku * w.y), a * (m.z - ku * w.z)};
+      const Vec3 V{b * (n.x - kv * w.x), b * (n.y - kv * w.y), b * (n.z - kv * w.z)};
+      for (int i = 0; i < 4; ++i) {
+        const double su = i < 2 ? -1.0 : 1.0, sv = (i & 1) ? 1.0 : -1.0;
+        const Projected q = project_one(P, ce.x + su * U.x + sv * V.x,
+                                        ce.y + su * U.y + sv * V.y, ce.z + su * U.z + sv * V.z);
+        n_front += q.w > 0.0;
+        finite = finite && std::isfinite(q.u) && std::isfinite(q.v);
+        pts[4 * e + i] = {q.u, q.v};
+      }
+    }
+    if (n_front == 0) continue;
+    s.whole = !(n_front == 8 && finite);
+    double y0 = 0.0, y1 = hmax;
+    if (!s.whole) {
+      Pt hull[16];
+      s.nh = convex_hull(pts, 8, hull);
+      double umin = hull[0].u, umax = hull[0].u, vmin = hull[0].v, vmax = hull[0].v;
+      for (int i = 0; i < s.nh; ++i) {
+        s.hu[i] = hull[i].u;
+        s.hv[i] = hull[i].v;
+        umin = std::min(umin, hull[i].u);
+        umax = std::max(umax, hull[i].u);
+        vmin = std::min(vmin, hull[i].v);
+        vmax = std::max(vmax, hull[i].v);
+      }
+      // Bounds stay in double until clamped: projected coordinates may be huge.
+      if (std::ceil(umin - off_last) > wmax || std::floor(umax - off_first) < 0.0) continue;
+      y0 = std::max(0.0, std::ceil(vmin - off_last));
+      y1 = std::min(hmax, std::floor(vmax - off_first));
+      if (y0 > y1) continue;
+    }
+    s.y0 = static_cast<index_t>(y0);
+    s.y1 = static_cast<index_t>(y1);
+    out.push_back(s);
+  }
+  return out;
+}
+
+// Length (mm) of the ray with unit world direction e inside one segment (twin: _chords).
+inline double chord(const Segment& s, double ex, double ey, double ez) {
+  const double dx = ex * s.m.x + ey * s.m.y + ez * s.m.z;
+  const double dy = ex * s.n.x + ey * s.n.y + ez * s.n.z;
+  const double dz = ex * s.w.x + ey * s.w.y + ez * s.w.z;
+  const double t0 = s.g.x * dx + s.g.y * dy + s.g.z * dz;
+  const double ox = t0 * dx - s.g.x;
+  const double oy = t0 * dy - s.g.y;
+  const double oz = t0 * dz - s.g.z;
+  const double px = ox * s.ia, qx = dx * s.ia;
+  const double py = oy * s.ib, qy = dy * s.ib;
+  const double A = qx * qx + qy * qy;
+  const double B = px * qx + py * qy;
+  const double Cc = px * px + py * py - 1.0;
+  double lo = -t0, hi = std::numeric_limits<double>::infinity();
+  if (A > 0.0) {
+    const double disc = B * B - A * Cc;
+    if (!(disc > 0.0)) return 0.0;
+    const double sq = std::sqrt(disc);
+    lo = std::max(lo, (-B - sq) / A);
+    hi = (-B + sq) / A;
+  } else if (!(Cc < 0.0)) {
+    return 0.0;
+  }
+  const double f0 = ox * s.n0.x + oy * s.n0.y + (oz + s.h) * s.n0.z;
+  const double g0 = dx * s.n0.x + dy * s.n0.y + dz * s.n0.z;
+  if (g0 > 0.0)
+    lo = std::max(lo, -f0 / g0);
+  else if (g0 < 0.0)
+    hi = std::min(hi, -f0 / g0);
+  else if (f0 < 0.0)
+    return 0.0;
+  const double f1 = ox * s.n1.x + oy * s.n1.y + (oz - s.h) * s.n1.z;
+  const double g1 = dx * s.n1.x + dy * s.n1.y + dz * s.n1.z;
+  if (g1 > 0.0)
+    hi = std::min(hi, -f1 / g1);
+  else if (g1 < 0.0)
+    lo = std::max(lo, -f1 / g1);
+  else if (f1 > 0.0)
+    return 0.0;
+  return hi > lo ? hi - lo : 0.0;
+}
+
+}  // namespace
+
+void tube_path_lengths(const double* P, const double* centres, const double* semi_axes,
+                       const double* major_dir, index_t m, index_t width, index_t height,
+                       index_t supersample, double* out) {
+  std::fill(out, out + width * height, 0.0);
+  const index_t ss = supersample;
+  std::vector<double> offs(static_cast<size_t>(ss));
+  for (index_t i = 0; i < ss; ++i) offs[i] = (static_cast<double>(i) + 0.5) / ss - 0.5;
+  const double off_first = offs.front(), off_last = offs.back();
+  const std::vector<Segment> segs =
+      build_segments(P, centres, semi_axes, major_dir, m, width, height, off_first, off_last);
+  const Mat3 Minv = inverse3(left3(P));
+  const double wmax = static_cast<double>(width - 1);
+
+  double work = 0.0;
+  for (const Segment& s : segs)
+    work += static_cast<double>(s.y1 - s.y0 + 1) * (s.whole ? width : 16) * ss * ss;
+  // Threads take interleaved rows; split only when there are ~50k ray evaluations (a
+  // thread start costs ~20 us, a ray evaluation ~10-40 ns).
+  const index_t hw = std::max<index_t>(1, std::thread::hardware_concurrency());
+  const index_t n_threads =
+      std::max<index_t>(1, std::min<index_t>({hw, 8, static_cast<index_t>(work / 5e4)}));
+
+  auto render = [&](index_t t) {
+    for (const Segment& s : segs) {
+      const index_t first = s.y0 + ((t - s.y0 % n_threads) + n_threads) % n_threads;
+      for (index_t py = first; py <= s.y1; py += n_threads) {
+        const double fy = static_cast<double>(py);
+        double bx0 = 0.0, bx1 = wmax;
+        if (!s.whole) {
+          double lo = 0.0, hi = 0.0;
+          if (!band_extent(s, fy + off_first, fy + off_last, lo, hi)) continue;
+          bx0 = std::max(0.0, std::ceil(lo - off_last));
+          bx1 = std::min(wmax, std::floor(hi - off_first));
+          if (bx0 > bx1) continue;
+        }
+        double* row = out + py * width;
+        const index_t x1 = static_cast<index_t>(bx1);
+        for (index_t px = static_cast<index_t>(bx0); px <= x1; ++px) {
+          double acc = row[px];
+          for (index_t j = 0; j < ss; ++j) {
+            const double v = fy + offs[j];
+            for (index_t i = 0; i < ss; ++i) {
+              const double u = static_cast<double>(px) + offs[i];
+              // backproject: M^-1 (u, v, 1), normalised.
+              const Vec3 d = matvec3(Minv, u, v, 1.0);
+              const double nrm = std::sqrt(d.x * d.x + d.y * d.y + d.z * d.z);
+              acc += chord(s, d.x / nrm, d.y / nrm, d.z / nrm);
+            }
+          }
+          row[px] = acc;
+        }
+      }
+    }
+  };
+  parallel_for(n_threads, 1, [&](index_t begin, index_t end) {
+    for (index_t t = begin; t < end; ++t) render(t);
+  });
+  if (ss > 1) {
+    const double n_sub = static_cast<double>(ss * ss);
+    for (index_t p = 0; p < width * height; ++p) out[p] /= n_sub;
+  }
+}
+
+}  // namespace angio
