@@ -268,9 +268,11 @@ def draw_chest(anatomy: Anatomy) -> Chest:
     pitch = rng.uniform(24.0, 28.0)
     z_top = hc[2] + 9.0 * pitch
     vz = z_top - pitch * np.arange(18)
-    rib_semi = (rng.uniform(5.0, 7.0), rng.uniform(3.0, 4.0))
+    rib_semi = (rng.uniform(5.0, 7.0), rng.uniform(2.5, 3.5))
     ribs = tuple(
-        _rib_curve(mid_x, body_y, lat, ap, spine_y, vz[k] + 0.3 * pitch, side, rng)
+        _rib_curve(
+            mid_x, body_y, lat, ap, spine_y, vz[k] + rng.uniform(0.1, 0.5) * pitch, side, rng
+        )
         for k in range(12)
         for side in (-1.0, 1.0)
     )
@@ -372,7 +374,7 @@ def spine_integral(chest: Chest, rays: Rays, mat: Materials, out: np.ndarray) ->
     zaxis, xaxis = np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0])
     sa, sb = chest.vertebra_semi
     hh = chest.vertebra_half_height
-    shell = 0.8
+    shell = 0.5
     d_cort = mat.cortical - mat.tissue
     d_trab = mat.trabecular - mat.tissue
     zs = chest.vertebra_z
@@ -472,6 +474,8 @@ def rib_integral(chest: Chest, rays: Rays, mat: Materials, out: np.ndarray) -> N
         chord_out = 2.0 * t_mm * np.sqrt(1.0 - r_out**2)
         chord_in = 2.0 * (t_mm - shell) * np.sqrt(1.0 - r_in**2)
         small = d_cort * (chord_out - chord_in) + d_marrow * chord_in
+        if not posterior:
+            small *= 0.6  # anterior ribs are thinner and less mineralised
         out += upsample(small.astype(np.float32), H, W)
 
 
@@ -529,15 +533,18 @@ def texture_integral(
     """Soft-tissue and lung texture (H, W) in attenuation units (2D procedural).
 
     Soft tissue: 1/f^3 texture (anatomical noise; Burgess 2001) of amplitude ~0.06 x
-    clutter. Lung: 1/f^2.5 texture (pulmonary vessels and airways) scaled by the local lung
-    chord (mm) so it appears only where there is lung. Generated at half resolution.
+    clutter plus a 1/f^2 mid-scale mottle (amplitude 0.03, flat below 1/40 cycles/px:
+    overlapping soft-tissue and vessel shadows of 5-20 mm). Lung: 1/f^2.5 texture
+    (pulmonary vessels and airways) scaled by the local lung chord (mm) so it appears only
+    where there is lung. Generated at half resolution.
     """
     h, w = (H + 1) // 2, (W + 1) // 2
     soft = power_law_texture(rng, (h, w), 3.0, f_min=1.0 / 128)
+    mid = power_law_texture(rng, (h, w), 2.0, f_min=1.0 / 40)
     fine = power_law_texture(rng, (h, w), 2.5, f_min=1.0 / 64)
     lung_h = upsample(lung.astype(np.float32), h, w)
     lung_amp = 0.12 * (mat.tissue - mat.lung) * lung_h * 0.25
-    tex = clutter * (0.06 * soft + lung_amp * np.maximum(fine, -2.5))
+    tex = clutter * (0.06 * soft + 0.03 * mid + lung_amp * np.maximum(fine, -2.5))
     return upsample(tex.astype(np.float32), H, W)
 
 
@@ -551,7 +558,10 @@ def chest_integral(
     """Whole background line integral (H, W) float32 (dimensionless) for one view."""
     chest = draw_chest(anatomy)
     H, W = rays.height, rays.width
-    total = upsample(soft_tissue_integral(chest, rays, mat, step=2), H, W)
+    # Heart and diaphragm edges softened by ~4 px: cardiac and respiratory motion during
+    # the pulse and the heart not being an exact ellipsoid.
+    soft = ndi.gaussian_filter(soft_tissue_integral(chest, rays, mat, step=2), 2.0)
+    total = upsample(soft, H, W)
     spine_integral(chest, rays, mat, total)
     rib_integral(chest, rays, mat, total)
     if clutter > 0:

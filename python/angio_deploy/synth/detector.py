@@ -69,8 +69,8 @@ def blur(img: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 
 def noise_power_factor(k: np.ndarray) -> float:
-    """Standard deviation reduction of white noise by the separable PSF: sum(k^2) (2D)."""
-    return float(np.sum(k.astype(np.float64) ** 2))
+    """Variance reduction of white noise by the separable 2D PSF k x k: (sum k^2)^2."""
+    return float(np.sum(k.astype(np.float64) ** 2)) ** 2
 
 
 def lowpass(img: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -197,7 +197,9 @@ class Display:
     ``drc``: dynamic-range compression, fraction (0-1) of the low-pass (sigma ``drc_sigma_px``)
     log image removed (flattens lung vs heart vs diaphragm); ``window_lo_q``/``window_hi_q``:
     quantiles of the in-field log image mapped to 0 and 1 (automatic window/level) widened
-    by ``window_margin`` (fraction of the width) each side; ``gamma``; unsharp-mask edge
+    by ``window_margin`` (fraction of the width) each side; ``window_level``, when set,
+    places the in-field median at that display value instead (clinical auto-windowing
+    keeps the background mid-grey), keeping the width; ``gamma``; unsharp-mask edge
     enhancement ``unsharp_amount`` with Gaussian radius ``unsharp_sigma_px``.
     """
 
@@ -206,6 +208,7 @@ class Display:
     window_lo_q: float = 0.0
     window_hi_q: float = 1.0
     window_margin: float = 0.0
+    window_level: float | None = None
     gamma: float = 1.0
     unsharp_amount: float = 0.0
     unsharp_sigma_px: float = 4.0
@@ -233,6 +236,11 @@ def display_transform(
     width = max(float(hi - lo), 1e-6)
     lo = float(lo) - disp.window_margin * width
     hi = float(hi) + disp.window_margin * width
+    if disp.window_level is not None:
+        med = float(np.median(sample))
+        full = hi - lo
+        lo = med - disp.window_level * full
+        hi = lo + full
     x = (img - lo) / (hi - lo)
     if disp.gamma != 1.0:
         x = np.clip(x, 0.0, 1.0) ** disp.gamma

@@ -5,9 +5,9 @@ vessels dark) and work on its central region (1/16 of each side cropped by defau
 which drops collimator blades and the dark frame of clinical exports. Results are in
 display units of that [0, 1] scale unless stated otherwise; frequencies in cycles/pixel.
 
-* :func:`noise_level`: robust white-noise sigma from the median absolute value of a
-  second-difference residual (Immerkaer's 3x3 mask, which cancels linear intensity
-  ramps), so anatomy and edges barely bias it.
+* :func:`noise_level`: robust noise sigma from the median absolute value of a
+  high-pass residual (image minus a Gaussian of 1.5 px), so anatomy and edges barely
+  bias it.
 * :func:`vessel_cnr`: (mean of a background ring - mean in the vessel mask) / noise.
 * :func:`dark_line_contrast`: without a mask (real frames), a black top-hat finds thin
   dark structures; its 99th percentile over its median, divided by the noise, is a
@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-_IMMERKAER = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
 #: Percentiles reported for the intensity histogram.
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
 
@@ -37,18 +36,39 @@ def central(image: np.ndarray, crop: float = 1.0 / 16.0) -> np.ndarray:
     return image[dy : H - dy, dx : W - dx]
 
 
-def noise_level(image01: np.ndarray, crop: float = 1.0 / 16.0) -> float:
-    """Robust noise sigma (display units): 1.4826 MAD of the Immerkaer residual / 6.
+def _highpass_gain(sigma_px: float) -> float:
+    """Standard deviation of (identity - Gaussian(sigma)) applied to unit white noise."""
+    k = _gauss1d(sigma_px)
+    g2 = np.outer(k, k)
+    c = g2.shape[0] // 2
+    g2 = -g2
+    g2[c, c] += 1.0
+    return float(np.sqrt((g2**2).sum()))
 
-    The mask's coefficients have a sum of squares of 36, so for white Gaussian noise of sd
-    s the residual has sd 6 s. Pixels clipped to 0 or 1 are ignored.
+
+def _gauss1d(sigma_px: float) -> np.ndarray:
+    r = max(1, math.ceil(4.0 * sigma_px))
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (x / sigma_px) ** 2)
+    return k / k.sum()
+
+
+def noise_level(image01: np.ndarray, crop: float = 1.0 / 16.0, sigma_px: float = 1.5) -> float:
+    """Robust noise sigma (display units): 1.4826 MAD of a high-pass residual.
+
+    The residual is image - Gaussian(``sigma_px``), so noise at 1-4 pixel scales counts
+    (it survives JPEG export and mild detector blur, unlike a pure pixel-to-pixel
+    difference, whose median collapses to the quantisation step on 8-bit JPEG frames); it
+    is scaled by the residual filter's gain so that white Gaussian noise of sd s reads s.
+    The median ignores edges and vessels. Pixels clipped to 0 or 1 are ignored.
     """
     img = central(np.asarray(image01, dtype=np.float64), crop)
-    r = ndi.correlate(img, _IMMERKAER, mode="reflect")[1:-1, 1:-1]
-    inner = img[1:-1, 1:-1]
-    ok = (inner > 0.002) & (inner < 0.998)
+    k = _gauss1d(sigma_px)
+    smooth = ndi.correlate1d(ndi.correlate1d(img, k, axis=0, mode="reflect"), k, axis=1)
+    r = img - smooth
+    ok = (img > 0.002) & (img < 0.998)
     vals = np.abs(r[ok]) if ok.sum() > 100 else np.abs(r).ravel()
-    return float(1.4826 * np.median(vals) / 6.0)
+    return float(1.4826 * np.median(vals) / _highpass_gain(sigma_px))
 
 
 def vessel_cnr(
@@ -100,27 +120,39 @@ def dark_line_contrast(
 
 
 def radial_power_spectrum(image: np.ndarray, n_bins: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """Radially averaged power spectrum: (frequencies, power); see :func:`_radial_spectrum`."""
+    f, p, _ = _radial_spectrum(image, n_bins)
+    return f, p
+
+
+def _radial_spectrum(
+    image: np.ndarray, n_bins: int = 48
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Radially averaged power spectrum of a (Hann-windowed, mean-removed) image.
 
-    Returns bin-centre frequencies (cycles/pixel, log-spaced 1/N .. 0.5) and mean power.
+    Returns bin-centre frequencies (cycles/pixel, log-spaced 3/N .. 0.5, N the shorter
+    side: below 3/N a bin holds too few frequencies to average), mean power and the number
+    of frequencies averaged per bin.
     """
     img = np.asarray(image, dtype=np.float64)
-    img = img - img.mean()
     h, w = img.shape
     win = np.outer(np.hanning(h), np.hanning(w))
+    # Remove the window-weighted mean so that the window's main lobe (+-2 bins) does not
+    # carry a DC notch into the lowest frequencies.
+    img = img - float((img * win).sum() / win.sum())
     F = np.fft.rfft2(img * win)
     p = (F.real**2 + F.imag**2) / float((win**2).sum())
     fy = np.fft.fftfreq(h)[:, None]
     fx = np.fft.rfftfreq(w)[None, :]
     f = np.sqrt(fx**2 + fy**2)
-    edges = np.geomspace(1.0 / min(h, w), 0.5, n_bins + 1)
+    edges = np.geomspace(3.0 / min(h, w), 0.5, n_bins + 1)
     idx = np.digitize(f.ravel(), edges) - 1
     ok = (idx >= 0) & (idx < n_bins)
     sums = np.bincount(idx[ok], weights=p.ravel()[ok], minlength=n_bins)
     cnt = np.bincount(idx[ok], minlength=n_bins)
     centres = np.sqrt(edges[:-1] * edges[1:])
     keep = cnt > 0
-    return centres[keep], sums[keep] / cnt[keep]
+    return centres[keep], sums[keep] / cnt[keep], cnt[keep]
 
 
 def spectrum_slope(
@@ -132,11 +164,12 @@ def spectrum_slope(
     below the frequencies where noise and blur dominate. White noise gives ~0, a 1/f^beta
     texture ~ -beta.
     """
-    f, p = radial_power_spectrum(central(np.asarray(image01, dtype=np.float64), crop))
+    f, p, n = _radial_spectrum(central(np.asarray(image01, dtype=np.float64), crop))
     sel = (f >= band[0]) & (f <= band[1]) & (p > 0)
     if sel.sum() < 3:
         return {"slope": math.nan, "band": list(band)}
-    slope, _icpt = np.polyfit(np.log(f[sel]), np.log(p[sel]), 1)
+    # Weighted least squares: the log of a mean of n periodogram values has sd ~ 1/sqrt(n).
+    slope, _icpt = np.polyfit(np.log(f[sel]), np.log(p[sel]), 1, w=np.sqrt(n[sel]))
     return {
         "slope": float(slope),
         "band": list(band),
