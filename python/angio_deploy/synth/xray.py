@@ -178,7 +178,7 @@ def draw_imaging_params(
       30 %, blade penumbra 1-4 px, transmission 0.5-4 %.
     * Scatter-to-primary 0.3-1.2 behind the grid; clutter 0.3-1.6.
     * Display: DRC 0.5-0.85 (sigma 20-50 px), window at the 0.2-1 % / 99-99.8 % quantiles
-      widened 15-35 % each side, in-field median at display level 0.38-0.5 (the real
+      widened 20-40 % each side, in-field median at display level 0.38-0.5 (the real
       clinical frames: 0.41-0.44, p5-p95 spread 0.29-0.35), gamma 0.8-1.25, unsharp
       masking 0.2-1.5 (sigma 2-8 px) in 80 % of views.
     * 8 bits stored in 80 % of views, 12 in 20 % (both occur in real XA files).
@@ -206,7 +206,7 @@ def draw_imaging_params(
         drc_sigma_px=float(rng.uniform(20.0, 50.0)),
         window_lo_q=float(rng.uniform(0.002, 0.01)),
         window_hi_q=float(rng.uniform(0.99, 0.998)),
-        window_margin=float(rng.uniform(0.15, 0.35)),
+        window_margin=float(rng.uniform(0.2, 0.4)),
         window_level=float(rng.uniform(0.38, 0.5)),
         gamma=float(rng.uniform(0.8, 1.25)),
         unsharp_amount=float(rng.uniform(0.2, 1.5)) if rng.random() < 0.8 else 0.0,
