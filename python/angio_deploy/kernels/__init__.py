@@ -227,19 +227,17 @@ class Kernels:
         md = _f64(major_dir, "major_dir", (3,), ndim=2)
         if md.shape[0] != m:
             raise ValueError(f"major_dir has {md.shape[0]} rows for {m} centres")
-        if not np.all(np.isfinite(P)):
+        if not np.isfinite(P).all():
             raise ValueError("P must be finite")
         if np.linalg.det(P[:, :3]) == 0.0:
             raise ValueError("P has a singular left 3x3 block (no camera centre)")
-        if not np.all(np.isfinite(c)):
+        if not np.isfinite(c).all():
             raise ValueError("centres must be finite")
-        if not np.all(np.isfinite(ax) & (ax > 0.0)):
+        if not (np.isfinite(ax) & (ax > 0.0)).all():
             raise ValueError("semi_axes must be positive and finite")
-        if not np.all(np.isfinite(md)):
-            raise ValueError("major_dir must be finite")
-        norm = np.sqrt(np.sum(md * md, axis=1))
-        if not np.all(np.isfinite(norm) & (norm > 0.0)):
-            raise ValueError("major_dir rows must be non-zero")
+        norm = np.sqrt(np.einsum("ij,ij->i", md, md))
+        if not (np.isfinite(norm) & (norm > 0.0)).all():
+            raise ValueError("major_dir rows must be finite and non-zero")
         md = np.ascontiguousarray(md / norm[:, None])
         if width < 1 or height < 1:
             raise ValueError("width and height must be positive")

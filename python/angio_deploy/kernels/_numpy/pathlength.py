@@ -16,15 +16,18 @@ ones) is an elliptic cylinder around its axis, in the local frame (m, n, w):
   own w), so consecutive segments share their joint plane and tile a tube whose curvature
   radius exceeds its radius.
 
-A ray X(t) = C + t d from the source C (|d| = 1, t in mm, only t >= 0: the part behind
-the source is not on the X-ray path; the path is not cut at the detector) meets segment k
-in an interval of t: the elliptic-cylinder quadratic, solved around the ray point nearest
-the segment midpoint (t0 = (c_mid - C) . d, s = t - t0, which keeps the squared terms
-small), intersected with the two end half-spaces and with s >= -t0. The pixel value is the
-sum of the interval lengths over segments, k ascending; with supersample s, the s x s
+The ray of a (sub-)pixel (u, v) is the ``backproject`` one: X(tau) = C + tau D from the
+source C with D = M^-1 (u, v, 1) (M = P[:, :3]), kept unnormalised so that tau is the
+projective depth (positive in front of the source). Only tau >= 0 counts (the part behind
+the source is not on the X-ray path); the path is not cut at the detector. In segment k's
+frame, centred on its midpoint, D and the ray point o at the midpoint's depth tau_ref are
+affine in u along a row, so each ray costs a few multiply-adds: the elliptic-cylinder
+quadratic in sigma = tau - tau_ref (solved near the segment, which keeps its terms
+small), intersected with the two end half-spaces (linear in sigma) and with
+sigma >= -tau_ref, gives an interval whose length times |D| is the chord in mm. The pixel
+value is the sum of the chords over segments, k ascending; with supersample s, the s x s
 sub-rays at u + (i + 0.5) / s - 0.5, v + (j + 0.5) / s - 0.5 (j outer, i inner) are added
-per segment and the image is divided by s * s at the end. Ray directions are the
-``backproject`` ones: M^-1 (u, v, 1) normalised (positive depth).
+per segment and the image is divided by s * s at the end.
 
 Only the rays that can meet a segment are evaluated. The clipped segment is the convex
 hull of its two end caps (the plane sections of the cylinder); each cap lies in the
@@ -78,6 +81,10 @@ def _segments(
     ax = semi_axes.tolist()
     md = major_dir.tolist()
     C = camera_centre_of(P)
+    Minv = inverse3(P[:, :3]).tolist()
+    col0 = (Minv[0][0], Minv[1][0], Minv[2][0])
+    col1 = (Minv[0][1], Minv[1][1], Minv[2][1])
+    col2 = (Minv[0][2], Minv[1][2], Minv[2][2])
 
     # The segments that have a direction.
     valid = []
@@ -119,17 +126,32 @@ def _segments(
         )
         c0, c1 = c[k], c[k + 1]
         cm = ((c0[0] + c1[0]) * 0.5, (c0[1] + c1[1]) * 0.5, (c0[2] + c1[2]) * 0.5)
-        g = (cm[0] - C[0], cm[1] - C[1], cm[2] - C[2])
+        e = (C[0] - cm[0], C[1] - cm[1], C[2] - cm[2])
+        K1 = (_dot(col0, m), _dot(col0, n), _dot(col0, w))
+        n0 = (_dot(N0, m), _dot(N0, n), _dot(N0, w))
+        n1 = (_dot(N1, m), _dot(N1, n), _dot(N1, w))
+        tref = float(P[2, 0] * cm[0] + P[2, 1] * cm[1] + P[2, 2] * cm[2] + P[2, 3])
+        ia, ib = 1.0 / a, 1.0 / b
+        O1 = (tref * K1[0], tref * K1[1], tref * K1[2])
         seg = {
-            "m": m,
-            "n": n,
-            "w": w,
-            "g": (_dot(g, m), _dot(g, n), _dot(g, w)),
-            "ia": 1.0 / a,
-            "ib": 1.0 / b,
-            "n0": (_dot(N0, m), _dot(N0, n), _dot(N0, w)),
-            "n1": (_dot(N1, m), _dot(N1, n), _dot(N1, w)),
+            "K1": K1,
+            "K2": (_dot(col1, m), _dot(col1, n), _dot(col1, w)),
+            "K3": (_dot(col2, m), _dot(col2, n), _dot(col2, w)),
+            "e": (_dot(e, m), _dot(e, n), _dot(e, w)),
+            "tref": tref,
+            "ia": ia,
+            "ib": ib,
+            "n0": n0,
+            "n1": n1,
             "h": 0.5 * L,
+            "Px1": O1[0] * ia,
+            "Py1": O1[1] * ib,
+            "Qx1": K1[0] * ia,
+            "Qy1": K1[1] * ib,
+            "F01": _dot(O1, n0),
+            "G01": _dot(K1, n0),
+            "F11": _dot(O1, n1),
+            "G11": _dot(K1, n1),
         }
 
         pts = []
@@ -220,51 +242,65 @@ def camera_centre_of(P: np.ndarray) -> tuple[float, float, float]:
     return (-float(cx), -float(cy), -float(cz))
 
 
-def _chords(seg: dict, ex, ey, ez):
-    """Length (mm) of each ray (unit world directions ex, ey, ez) inside one segment."""
-    m, n, w = seg["m"], seg["n"], seg["w"]
-    gx, gy, gz = seg["g"]
-    ia, ib, h = seg["ia"], seg["ib"], seg["h"]
-    n0, n1 = seg["n0"], seg["n1"]
-    dx = ex * m[0] + ey * m[1] + ez * m[2]
-    dy = ex * n[0] + ey * n[1] + ez * n[2]
-    dz = ex * w[0] + ey * w[1] + ez * w[2]
-    t0 = gx * dx + gy * dy + gz * dz
-    ox = t0 * dx - gx
-    oy = t0 * dy - gy
-    oz = t0 * dz - gz
-    px = ox * ia
-    qx = dx * ia
-    py = oy * ib
-    qy = dy * ib
+def _chords(seg: dict, v, u):
+    """Length (mm) inside one segment of the sub-rays through (u, v) (broadcast arrays).
+
+    The ray is X(tau) = C + tau D, D = M^-1 (u, v, 1) unnormalised (tau is the projective
+    depth). In the segment frame, D = K1 u + (K2 v + K3) and the ray point at the
+    midpoint's depth tau_ref, o = (C - c_mid) + tau_ref D, are affine in u; the interval
+    is found in sigma = tau - tau_ref and the chord is (sigma_hi - sigma_lo) |D|.
+    """
+    K1, K2, K3, e, tref = seg["K1"], seg["K2"], seg["K3"], seg["e"], seg["tref"]
+    ia, ib, h, n0, n1 = seg["ia"], seg["ib"], seg["h"], seg["n0"], seg["n1"]
+    # Row constants (u = 0).
+    E0x = K2[0] * v + K3[0]
+    E0y = K2[1] * v + K3[1]
+    E0z = K2[2] * v + K3[2]
+    O0x = e[0] + tref * E0x
+    O0y = e[1] + tref * E0y
+    O0z = e[2] + tref * E0z
+    Px0 = O0x * ia
+    Py0 = O0y * ib
+    Qx0 = E0x * ia
+    Qy0 = E0y * ib
+    F00 = O0x * n0[0] + O0y * n0[1] + (O0z + h) * n0[2]
+    G00 = E0x * n0[0] + E0y * n0[1] + E0z * n0[2]
+    F10 = O0x * n1[0] + O0y * n1[1] + (O0z - h) * n1[2]
+    G10 = E0x * n1[0] + E0y * n1[1] + E0z * n1[2]
+    # Per ray.
+    dx = K1[0] * u + E0x
+    dy = K1[1] * u + E0y
+    dz = K1[2] * u + E0z
+    px = seg["Px1"] * u + Px0
+    py = seg["Py1"] * u + Py0
+    qx = seg["Qx1"] * u + Qx0
+    qy = seg["Qy1"] * u + Qy0
+    f0 = seg["F01"] * u + F00
+    g0 = seg["G01"] * u + G00
+    f1 = seg["F11"] * u + F10
+    g1 = seg["G11"] * u + G10
     A = qx * qx + qy * qy
     B = px * qx + py * qy
     Cc = px * px + py * py - 1.0
-    lo = -t0
+    lo_src = -tref
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         disc = B * B - A * Cc
         pos = A > 0.0
-        ok = np.where(pos, disc > 0.0, Cc < 0.0)
+        ok = (pos & (disc > 0.0)) | (~pos & (Cc < 0.0))
         sq = np.sqrt(np.where(pos & ok, disc, 0.0))
-        Ad = np.where(pos, A, 1.0)
-        lo = np.where(pos, _max(lo, (-B - sq) / Ad), lo)
-        hi = np.where(pos, (-B + sq) / Ad, math.inf)
-
-        f0 = ox * n0[0] + oy * n0[1] + (oz + h) * n0[2]
-        g0 = dx * n0[0] + dy * n0[1] + dz * n0[2]
+        iA = 1.0 / np.where(pos, A, 1.0)
+        lo = np.where(pos, _max(lo_src, (-B - sq) * iA), lo_src)
+        hi = np.where(pos, (-B + sq) * iA, math.inf)
         q0 = -f0 / np.where(g0 == 0.0, 1.0, g0)
         lo = np.where(g0 > 0.0, _max(lo, q0), lo)
         hi = np.where(g0 < 0.0, _min(hi, q0), hi)
         ok &= ~((g0 == 0.0) & (f0 < 0.0))
-
-        f1 = ox * n1[0] + oy * n1[1] + (oz - h) * n1[2]
-        g1 = dx * n1[0] + dy * n1[1] + dz * n1[2]
         q1 = -f1 / np.where(g1 == 0.0, 1.0, g1)
         hi = np.where(g1 > 0.0, _min(hi, q1), hi)
         lo = np.where(g1 < 0.0, _max(lo, q1), lo)
         ok &= ~((g1 == 0.0) & (f1 > 0.0))
-
-        return np.where(ok & (hi > lo), hi - lo, 0.0)
+        nD = np.sqrt(dx * dx + dy * dy + dz * dz)
+        return np.where(ok & (hi > lo), (hi - lo) * nD, 0.0)
 
 
 def tube_path_lengths(
@@ -281,7 +317,6 @@ def tube_path_lengths(
     centres (M, 3) mm, semi_axes (M, 2) mm, unit major_dir (M, 3); see the module text.
     """
     img = np.zeros((height, width), dtype=np.float64)
-    Minv = inverse3(P[:, :3])
     s = supersample
     offs = [(i + 0.5) / s - 0.5 for i in range(s)]
     off_first, off_last = offs[0], offs[-1]
@@ -315,10 +350,7 @@ def tube_path_lengths(
         for j in range(s):
             v = pv + offs[j]
             for i in range(s):
-                u = pu + offs[i]
-                dx, dy, dz = matvec3(Minv, u, v, 1.0)
-                nrm = np.sqrt(dx * dx + dy * dy + dz * dz)
-                view += np.where(inside, _chords(seg, dx / nrm, dy / nrm, dz / nrm), 0.0)
+                view += np.where(inside, _chords(seg, v, pu + offs[i]), 0.0)
     if s > 1:
         img /= float(s * s)
     return img
