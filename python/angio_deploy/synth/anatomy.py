@@ -24,6 +24,7 @@ Model in brief:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -198,12 +199,14 @@ class _Builder:
         dt = smooth_noise(self.rng, s, jitter_mm / self.heart.axes[0], (60.0, 160.0))
         return self.heart.offset_surface(t + dt, phi + dphi, h)
 
-    def _aorta(self, p_bif: np.ndarray) -> None:
-        """Aortic root: LM ostium back from the LM bifurcation, root centre, RCA ostium."""
+    def _aorta(self, p_bif: np.ndarray, d_lad: np.ndarray) -> None:
+        """Aortic root: LM ostium back from the LM bifurcation (the LAD roughly continues
+        the LM), root centre, RCA ostium."""
         rng = self.rng
         jit = 0.15 * rng.standard_normal((4, 3))
         self.d_ao = unit(np.array([-0.2, -0.3, 1.0]) + jit[0])  # ascending: up, anterior, right
-        w_l = unit(np.array([-1.0, 0.9, 0.3]) + jit[1])  # LM traced back: right, posterior, up
+        # LM traced back from its bifurcation: right, posterior, up, against the LAD.
+        w_l = unit(unit(np.array([-1.0, 0.9, 0.3]) + jit[1]) - 0.8 * d_lad)
         self.lm_length = float(rng.uniform(8.0, 15.0))
         self.o_left = p_bif + self.lm_length * w_l
         self.r_root = float(rng.uniform(12.0, 16.0))
@@ -284,8 +287,8 @@ class _Builder:
         phi = np.where(over, phi + np.pi, phi)
         lad_path = self.groove(np.where(over, 2.0 - t_raw, t_raw), phi, h_lad, 3.0)
         p_bif = lad_path[0]
-        self._aorta(p_bif)
         d_lad0 = unit(lad_path[4] - lad_path[0])
+        self._aorta(p_bif, d_lad0)
         lad_pts = self._walk(p_bif, d_lad0, 190.0, lambda s: h_lad, Pursuit(lad_path), 0.02)
 
         # LM: from the ostium (leaving the sinus perpendicular to the root) into the LAD.
@@ -351,7 +354,7 @@ class _Builder:
         h = 0.5 * d_rca + gap
         # The aortic root is placed from the (unused) left main geometry, as in _aorta.
         t0 = float(self.t_av(np.array(self.phi_lad)))
-        self._aorta(heart.offset_surface(np.array(t0), np.array(self.phi_lad), h))
+        self._aorta(heart.offset_surface(np.array(t0), np.array(self.phi_lad), h), heart.e_long)
         phi0 = float(np.deg2rad(rng.uniform(-45.0, -25.0)))
         phi_end = self.phi_pda - float(np.deg2rad(rng.uniform(15.0, 40.0)))
         phis = np.linspace(phi0, phi_end, 200)
@@ -443,6 +446,9 @@ class _Builder:
         c_long, c_phi, len_lo, len_hi = self._steer_field(side.kind)
         length = float(rng.uniform(len_lo, len_hi))
         alpha = float(np.deg2rad(rng.uniform(*self.p.branch_angle_deg)))
+        if side.kind == "septal":
+            # Septal perforators leave the LAD steeply into the septum.
+            alpha = float(np.deg2rad(60.0)) + 0.5 * (alpha - float(np.deg2rad(35.0)))
         tort = float(rng.uniform(0.01, 0.04))
         gap = float(rng.uniform(0.3, 1.0))
         p0, t_par = point_at(prec.points, side.s_mm)
@@ -554,8 +560,9 @@ class _Builder:
         centre = top + r_arch * w
         pts = []
         down = np.array([0.0, 0.0, -1.0])
+        arch_end = centre + (r_arch + ride) * w
         for h in np.arange(220.0, 0.0, -20.0):
-            pts.append(centre + (r_arch + ride) * w + h * down)
+            pts.append(arch_end + h * down)
         for th in np.linspace(np.pi, 0.0, 7)[1:-1]:
             pts.append(centre + (r_arch + ride) * (-math.cos(th) * w + math.sin(th) * d_ao))
         lean = -ride * u_ostium  # the body leans on the wall opposite the ostium
@@ -567,7 +574,10 @@ class _Builder:
         coarse = np.asarray(pts)
         dense = spline_resample(coarse, 0.1)
         s = arclength(dense)
-        keep = s >= s[-1] - float(rng.uniform(*self.p.catheter_length_mm))
+        # Keep at least 15 mm of descending aorta, so the catheter visibly comes from below.
+        from_tip = s[-1] - s[int(np.argmin(np.linalg.norm(dense - arch_end, axis=1)))]
+        lo, hi = self.p.catheter_length_mm
+        keep = s >= s[-1] - float(rng.uniform(min(max(lo, from_tip + 15.0), hi), hi))
         pts_out = resample_polyline(dense[keep], self.p.spacing_mm)
         french = 6 if rng.random() < 0.7 else 5
         inner = (1.78 if french == 6 else 1.47) + float(rng.uniform(-0.05, 0.05))
@@ -685,6 +695,24 @@ def _place_lesions(
         vessels[vi].lesions = draw_lesions(rng, vessels[vi], s_range, n, p.lesions)
 
 
+def _shape_lesions(v: Vessel, semi: np.ndarray, ds_range: tuple[float, float]) -> None:
+    """Narrow the lumen; where a branch step or steep taper under a lesion moves its
+    measured %DS outside ``ds_range``, correct the design and narrow again; finally declare
+    the measured values."""
+    apply_lesions(v, semi)
+    for _ in range(3):
+        fixed = []
+        for les in v.lesions:
+            got = measured_percent_ds(v, les)
+            want = min(max(got, ds_range[0] + 0.2), ds_range[1] - 0.2)
+            fixed.append(dataclasses.replace(les, percent_ds=les.percent_ds + want - got))
+        if all(a.percent_ds == b.percent_ds for a, b in zip(fixed, v.lesions, strict=True)):
+            break
+        v.lesions = fixed
+        apply_lesions(v, semi)
+    finalize_lesions(v)
+
+
 def _to_vessel(rec: _Rec, radius: np.ndarray, semi: np.ndarray, major: np.ndarray) -> Vessel:
     return Vessel(
         name=rec.name,
@@ -750,9 +778,8 @@ def generate_anatomy(rng: np.random.Generator, *, params: AnatomyParams | None =
         base.append(semi)
         ratio_max.append(r_max)
     _place_lesions(rng, vessels, soi, side_soi, b.recs, p)
-    for v, semi in zip(vessels, base):
-        apply_lesions(v, semi)
-        finalize_lesions(v)
+    for v, semi in zip(vessels, base, strict=True):
+        _shape_lesions(v, semi, p.lesions.percent_ds)
 
     # Centre the SOI near the isocenter, as the operator centres the table on it.
     mid, _ = point_at(vessels[soi.vessel].points, 0.5 * (soi.s_start_mm + soi.s_end_mm))
@@ -809,7 +836,7 @@ def _meta(
     """Truth for meta.json: tree, vessels, diameters, bifurcations, lesions, SOIs."""
     names = [v.name for v in vessels]
     vmeta = []
-    for i, (v, rec) in enumerate(zip(vessels, b.recs)):
+    for i, (v, rec) in enumerate(zip(vessels, b.recs, strict=True)):
         vmeta.append(
             {
                 "index": i,

@@ -114,14 +114,14 @@ def draw_lesions(
     if count <= 0 or s1 - s0 < p.length_mm[0] * count + p.gap_mm * (count - 1):
         return []
     lengths = _draw_lengths(rng, count, s1 - s0, p)
-    slack = (s1 - s0) - sum(lengths) - p.gap_mm * (count - 1)
+    slack = max(0.0, (s1 - s0) - sum(lengths) - p.gap_mm * (count - 1))
     # Distribute the free room randomly before, between and after the lesions.
     cuts = np.sort(rng.uniform(0.0, slack, size=count))
     s_axis = vessel.arclength
     lesions: list[Lesion] = []
     start = s0
     prev_cut = 0.0
-    for length, cut in zip(lengths, cuts):
+    for length, cut in zip(lengths, cuts, strict=True):
         start += cut - prev_cut
         prev_cut = cut
         # Snap the centre to the nearest sample (moves it < 0.25 mm, well inside the gaps).
