@@ -312,7 +312,7 @@ ANGIO_SIMD_CLONES void add_chords(const Segment& s, double v, double off_u, inde
       const double q0 = -f0 / sel(g0 == 0.0, 1.0, g0);
       lo = sel(g0 > 0.0, maxd(lo, q0), lo);
       hi = sel(g0 < 0.0, mind(hi, q0), hi);
-      ok = ok & !((g0 == 0.0) & (f0 < 0.0));
+      ok = ok & !((g0 == 0.0) & (f0 <= 0.0));  // in the start plane: the previous segment's
       const double q1 = -f1 / sel(g1 == 0.0, 1.0, g1);
       hi = sel(g1 > 0.0, mind(hi, q1), hi);
       lo = sel(g1 < 0.0, maxd(lo, q1), lo);

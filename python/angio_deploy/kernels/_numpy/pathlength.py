@@ -24,7 +24,8 @@ frame, centred on its midpoint, D and the ray point o at the midpoint's depth ta
 affine in u along a row, so each ray costs a few multiply-adds: the elliptic-cylinder
 quadratic in sigma = tau - tau_ref (solved near the segment, which keeps its terms
 small), intersected with the two end half-spaces (linear in sigma) and with
-sigma >= -tau_ref, gives an interval whose length times |D| is the chord in mm. The pixel
+sigma >= -tau_ref, gives an interval whose length times |D| is the chord in mm (a ray
+lying exactly in a joint plane counts for the segment before the joint only). The pixel
 value is the sum of the chords over segments, k ascending; with supersample s, the s x s
 sub-rays at u + (i + 0.5) / s - 0.5, v + (j + 0.5) / s - 0.5 (j outer, i inner) are added
 per segment and the image is divided by s * s at the end.
@@ -294,7 +295,7 @@ def _chords(seg: dict, v, u):
         q0 = -f0 / np.where(g0 == 0.0, 1.0, g0)
         lo = np.where(g0 > 0.0, _max(lo, q0), lo)
         hi = np.where(g0 < 0.0, _min(hi, q0), hi)
-        ok &= ~((g0 == 0.0) & (f0 < 0.0))
+        ok &= ~((g0 == 0.0) & (f0 <= 0.0))  # a ray in a joint plane: the previous segment's
         q1 = -f1 / np.where(g1 == 0.0, 1.0, g1)
         hi = np.where(g1 > 0.0, _min(hi, q1), hi)
         lo = np.where(g1 < 0.0, _max(lo, q1), lo)
