@@ -345,8 +345,8 @@ void tube_path_lengths(const double* P, const double* centres, const double* sem
   for (const Segment& s : segs)
     work += static_cast<double>((s.y1 - s.y0 + 1) * ss * ss) * (s.box_w + 1.0);
   const index_t hw = std::max<index_t>(1, std::thread::hardware_concurrency());
-  const index_t n_threads =
-      std::max<index_t>(1, std::min<index_t>({hw, 8, static_cast<index_t>(work / 2e5)}));
+  const index_t by_work = static_cast<index_t>(std::min(work / 2e5, 8.0));
+  const index_t n_threads = std::max<index_t>(1, std::min<index_t>({hw, 8, by_work}));
 
   auto render = [&](index_t t) {
     for (const Segment& s : segs) {
