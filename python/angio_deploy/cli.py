@@ -78,6 +78,40 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from .errors import EX_USAGE, InputError
+    from .synth.engine import check_output_dir, synthesize
+
+    if args.count < 0:
+        print(f"{PROG}: error: --count must be >= 0, got {args.count}", file=sys.stderr)
+        return EX_USAGE
+    if args.seed < 0:
+        print(f"{PROG}: error: --seed must be >= 0, got {args.seed}", file=sys.stderr)
+        return EX_USAGE
+    try:
+        check_output_dir(args.out_dir, overwrite=args.overwrite)
+    except InputError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EX_USAGE
+
+    def progress(done: int, total: int) -> None:
+        if not args.quiet:
+            print(f"\r{done}/{total} cases", end="" if done < total else "\n", file=sys.stderr)
+
+    paths = synthesize(
+        args.out_dir,
+        args.count,
+        args.seed,
+        overwrite=args.overwrite,
+        size=args.size,
+        workers=args.workers,
+        progress=progress,
+    )
+    if not args.quiet:
+        print(f"wrote {len(paths)} cases under {args.out_dir}")
+    return EX_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
@@ -93,6 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("case_dir", metavar="CASE_DIR")
     info.add_argument("--json", action="store_true", help="print the same as JSON")
     info.set_defaults(func=_cmd_info)
+
+    synth = sub.add_parser("synth", help="write synthetic case folders with truth")
+    synth.add_argument("out_dir", metavar="OUT_DIR")
+    synth.add_argument("--count", type=int, required=True, help="number of cases")
+    synth.add_argument("--seed", type=int, required=True, help="seed of the first case")
+    synth.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT_DIR")
+    synth.add_argument("--size", type=int, choices=(512, 1024), help="force the image size")
+    synth.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    synth.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    synth.set_defaults(func=_cmd_synth)
     return p
 
 
