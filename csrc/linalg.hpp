@@ -5,6 +5,8 @@
 // disables FMA contraction for the same reason. Do not "simplify" the arithmetic.
 #pragma once
 
+#include <cmath>
+
 namespace angio {
 
 // Row-major 3x3 matrix.
@@ -52,6 +54,26 @@ inline Vec3 solve3(const double* N, const double* r) {
   return {(A * r0 + (c * h - b * i) * r1 + (b * f - c * e) * r2) / det,
           (B * r0 + (a * i - c * g) * r1 + (c * d - a * f) * r2) / det,
           (C * r0 + (b * g - a * h) * r1 + (a * e - b * d) * r2) / det};
+}
+
+inline double dot(const Vec3& a, const Vec3& b) { return a.x * b.x + a.y * b.y + a.z * b.z; }
+
+inline Vec3 normalize(double x, double y, double z) {
+  const double n = std::sqrt(x * x + y * y + z * z);
+  return {x / n, y / n, z / n};
+}
+
+// The world axis least aligned with t (first on ties), made orthogonal to t and
+// normalised: the start normal of tube frames (twin: tube._initial_normal).
+inline Vec3 initial_normal(const Vec3& t) {
+  const double ax[3] = {std::fabs(t.x), std::fabs(t.y), std::fabs(t.z)};
+  int k = 0;
+  if (ax[1] < ax[k]) k = 1;
+  if (ax[2] < ax[k]) k = 2;
+  double e[3] = {0.0, 0.0, 0.0};
+  e[k] = 1.0;
+  const double d = e[0] * t.x + e[1] * t.y + e[2] * t.z;
+  return normalize(e[0] - d * t.x, e[1] - d * t.y, e[2] - d * t.z);
 }
 
 inline Vec3 matvec3(const Mat3& M, double x, double y, double z) {

@@ -23,23 +23,6 @@ namespace {
 constexpr double kJointMinNorm = 1e-3;  // twin: JOINT_MIN_NORM
 constexpr double kMajorMinNorm = 1e-9;  // twin: MAJOR_MIN_NORM
 
-inline double dot(const Vec3& a, const Vec3& b) { return a.x * b.x + a.y * b.y + a.z * b.z; }
-
-// The world axis least aligned with t (first on ties), made orthogonal to it and
-// normalised (twin: tube._initial_normal; same rule as tube.cpp).
-Vec3 initial_normal(const Vec3& t) {
-  const double ax[3] = {std::fabs(t.x), std::fabs(t.y), std::fabs(t.z)};
-  int k = 0;
-  if (ax[1] < ax[k]) k = 1;
-  if (ax[2] < ax[k]) k = 2;
-  double e[3] = {0.0, 0.0, 0.0};
-  e[k] = 1.0;
-  const double d = e[0] * t.x + e[1] * t.y + e[2] * t.z;
-  const double x = e[0] - d * t.x, y = e[1] - d * t.y, z = e[2] - d * t.z;
-  const double n = std::sqrt(x * x + y * y + z * z);
-  return {x / n, y / n, z / n};
-}
-
 // A ray is X(tau) = C + tau D(u, v), D = M^-1 (u, v, 1) (unnormalised: tau is the
 // projective depth). In the segment frame (m, n, w) with origin at the midpoint, D and the
 // ray point at the midpoint's depth tau_ref are affine in u along a sub-ray row:

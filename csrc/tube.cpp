@@ -11,13 +11,6 @@ namespace {
 
 constexpr double kPi = 3.141592653589793;  // == math.pi
 
-inline double dot(const Vec3& a, const Vec3& b) { return a.x * b.x + a.y * b.y + a.z * b.z; }
-
-inline Vec3 normalize(double x, double y, double z) {
-  const double n = std::sqrt(x * x + y * y + z * z);
-  return {x / n, y / n, z / n};
-}
-
 inline Vec3 centre(const double* c, index_t i) { return {c[3 * i], c[3 * i + 1], c[3 * i + 2]}; }
 
 // Central-difference unit tangents (one-sided at the ends). Repeated centre points give
@@ -48,18 +41,6 @@ std::vector<Vec3> tangents(const double* c, index_t n) {
     prev = out[i];
   }
   return out;
-}
-
-// The world axis least aligned with the tangent (first on ties), made orthogonal to it.
-Vec3 initial_normal(const Vec3& t) {
-  const double ax[3] = {std::fabs(t.x), std::fabs(t.y), std::fabs(t.z)};
-  int k = 0;
-  if (ax[1] < ax[k]) k = 1;
-  if (ax[2] < ax[k]) k = 2;
-  double e[3] = {0.0, 0.0, 0.0};
-  e[k] = 1.0;
-  const double d = e[0] * t.x + e[1] * t.y + e[2] * t.z;
-  return normalize(e[0] - d * t.x, e[1] - d * t.y, e[2] - d * t.z);
 }
 
 // Reflect x in the plane normal to v with |v|^2 = c: x - (2 / c * (v . x)) v.
