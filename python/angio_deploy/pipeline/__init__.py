@@ -1,0 +1,1 @@
+"""Pipeline stages of the reconstruction (mesh initialisation, surface refinement)."""
