@@ -19,10 +19,10 @@ def test_soi_lies_on_the_horizontal_midline(su, sv, eu, ev) -> None:
     start, end = np.array([su, sv]), np.array([eu, ev])
     if np.hypot(*(end - start)) < 2:
         return
-    c = SoiCrop.from_points(start, end, size=256, margin_px=32, max_scale=2.0)
+    c = SoiCrop.from_points(start, end, width=256, height=160, margin_px=32, max_scale=2.0)
     xy = c.to_crop(np.stack([start, end]))
-    assert xy[0, 1] == pytest.approx(127.5, abs=1e-9)
-    assert xy[1, 1] == pytest.approx(127.5, abs=1e-9)
+    assert xy[0, 1] == pytest.approx(79.5, abs=1e-9)
+    assert xy[1, 1] == pytest.approx(79.5, abs=1e-9)
     assert xy[0, 0] < xy[1, 0]
     span = xy[1, 0] - xy[0, 0]
     assert span <= 256 - 2 * 32 + 1e-9
@@ -30,16 +30,18 @@ def test_soi_lies_on_the_horizontal_midline(su, sv, eu, ev) -> None:
 
 
 def test_long_soi_fits_and_short_soi_is_not_overmagnified() -> None:
-    long = SoiCrop.from_points([10, 10], [500, 400], size=256, margin_px=32)
+    long = SoiCrop.from_points([10, 10], [500, 400], width=256, margin_px=32)
     assert long.scale < 1
-    short = SoiCrop.from_points([100, 100], [120, 100], size=256, margin_px=32, max_scale=2.0)
+    short = SoiCrop.from_points([100, 100], [120, 100], width=256, margin_px=32, max_scale=2.0)
     assert short.scale == 2.0
 
 
 def test_warp_then_unwarp_recovers_a_smooth_image() -> None:
     yy, xx = np.mgrid[0:300, 0:400].astype(np.float64)
     image = np.sin(xx / 17.0) + np.cos(yy / 23.0)
-    c = SoiCrop.from_points([120, 140], [260, 180], size=128, margin_px=16, max_scale=1.0)
+    c = SoiCrop.from_points(
+        [120, 140], [260, 180], width=160, height=128, margin_px=16, max_scale=1.0
+    )
     crop = c.warp(image)
     xy = np.array([[64.0, 64.0], [10.0, 100.0]])
     uv = c.to_image(xy)
@@ -56,3 +58,11 @@ def test_warp_then_unwarp_recovers_a_smooth_image() -> None:
 def test_same_points_refused() -> None:
     with pytest.raises(InputError, match="same point"):
         SoiCrop.from_points([5, 5], [5, 5])
+
+
+def test_normalize_crop() -> None:
+    from angio_deploy.pipeline.crop import normalize_crop
+
+    x = normalize_crop(np.linspace(0, 1, 100).reshape(10, 10))
+    assert abs(float(x.mean())) < 1e-6 and abs(float(x.std()) - 1) < 1e-5
+    assert not normalize_crop(np.ones((4, 4))).any()

@@ -1,10 +1,11 @@
 """Rotate and crop a view around its segment of interest (3DAngioNet section 2.2).
 
 The segmenter sees each view rotated so that the SOI start and end lie on the crop's
-x axis (start left, end right), cropped around the SOI: a vessel is segmented only when it
-runs horizontally, which removes most of the distracting vessels. The crop is square;
-the SOI spans ``(size - 2 * margin_px)`` crop pixels unless that would magnify the image
-more than ``max_scale`` (short SOIs), so long SOIs fit and short ones keep context.
+horizontal mid-line (start left, end right), cropped around the SOI: a vessel is segmented
+only when it runs horizontally, which removes most of the distracting vessels. The crop is
+``width`` x ``height`` pixels (wider than tall: the SOI runs along x); the SOI spans
+``width - 2 * margin_px`` crop pixels unless that would magnify the image more than
+``max_scale`` (short SOIs), so long SOIs fit and short ones keep context.
 
 Coordinates: image pixels (u, v) = (column, row), crop pixels (x, y) = (column, row),
 both with pixel centres at integers. The same :class:`SoiCrop` maps points both ways and
@@ -20,8 +21,9 @@ from scipy import ndimage
 
 from angio_deploy.errors import InputError
 
-DEFAULT_SIZE = 256
-DEFAULT_MARGIN_PX = 32
+DEFAULT_WIDTH = 256
+DEFAULT_HEIGHT = 160
+DEFAULT_MARGIN_PX = 24
 DEFAULT_MAX_SCALE = 2.0
 
 
@@ -33,7 +35,8 @@ class SoiCrop:
     pixels per image pixel; ``angle_rad`` the image-frame angle of the start-to-end line.
     """
 
-    size: int
+    width: int
+    height: int
     A: np.ndarray
     b: np.ndarray
     scale: float
@@ -45,25 +48,26 @@ class SoiCrop:
         start: np.ndarray,
         end: np.ndarray,
         *,
-        size: int = DEFAULT_SIZE,
+        width: int = DEFAULT_WIDTH,
+        height: int = DEFAULT_HEIGHT,
         margin_px: int = DEFAULT_MARGIN_PX,
         max_scale: float = DEFAULT_MAX_SCALE,
     ) -> SoiCrop:
-        """Crop of ``size`` x ``size`` pixels with the SOI on its horizontal mid-line."""
+        """Crop of ``width`` x ``height`` pixels with the SOI on its horizontal mid-line."""
         s = np.asarray(start, dtype=np.float64)
         e = np.asarray(end, dtype=np.float64)
         d = e - s
         length = float(np.hypot(*d))
         if not length > 0:
             raise InputError("start and end are the same point", field="soi")
-        scale = min(max_scale, (size - 2 * margin_px) / length)
+        scale = min(max_scale, (width - 2 * margin_px) / length)
         angle = float(np.arctan2(d[1], d[0]))
         c, si = np.cos(angle), np.sin(angle)
         R = np.array([[c, -si], [si, c]])
         A = R / scale
-        mid_crop = np.array([(size - 1) / 2.0, (size - 1) / 2.0])
+        mid_crop = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
         b = 0.5 * (s + e) - A @ mid_crop
-        return cls(size=size, A=A, b=b, scale=scale, angle_rad=angle)
+        return cls(width=width, height=height, A=A, b=b, scale=scale, angle_rad=angle)
 
     def to_image(self, xy: np.ndarray) -> np.ndarray:
         """Crop pixels (N, 2) -> image pixels (N, 2)."""
@@ -75,7 +79,7 @@ class SoiCrop:
         return (np.asarray(uv, dtype=np.float64) - self.b) @ Ainv.T
 
     def warp(self, image: np.ndarray, *, order: int = 1, cval: float = 0.0) -> np.ndarray:
-        """Resample an image (H, W) into the crop (size, size), float32.
+        """Resample an image (H, W) into the crop (height, width), float32.
 
         Linear interpolation by default; pixels outside the image take ``cval``. For
         downscaling (scale < 1) the image is pre-smoothed to avoid aliasing.
@@ -83,23 +87,23 @@ class SoiCrop:
         img = np.asarray(image, dtype=np.float32)
         if self.scale < 0.8:
             img = ndimage.gaussian_filter(img, sigma=0.45 / self.scale)
-        yy, xx = np.mgrid[0 : self.size, 0 : self.size].astype(np.float64)
+        yy, xx = np.mgrid[0 : self.height, 0 : self.width].astype(np.float64)
         uv = self.to_image(np.stack([xx.ravel(), yy.ravel()], axis=1))
         coords = np.stack([uv[:, 1], uv[:, 0]])  # (row, col)
         out = ndimage.map_coordinates(img, coords, order=order, mode="constant", cval=cval)
-        return out.reshape(self.size, self.size).astype(np.float32)
+        return out.reshape(self.height, self.width).astype(np.float32)
 
     def unwarp(self, crop: np.ndarray, shape: tuple[int, int], *, order: int = 1) -> np.ndarray:
-        """Resample a crop-space map (size, size) back to an image-space map ``shape``;
+        """Resample a crop-space map (height, width) back to an image-space map ``shape``;
         pixels outside the crop are 0. Only the crop's bounding box is evaluated."""
         H, W = shape
         corners = self.to_image(
             np.array(
                 [
                     [-0.5, -0.5],
-                    [self.size - 0.5, -0.5],
-                    [-0.5, self.size - 0.5],
-                    [self.size - 0.5] * 2,
+                    [self.width - 0.5, -0.5],
+                    [-0.5, self.height - 0.5],
+                    [self.width - 0.5, self.height - 0.5],
                 ]
             )
         )
@@ -116,3 +120,14 @@ class SoiCrop:
         )
         out[lo[1] : hi[1] + 1, lo[0] : hi[0] + 1] = vals.reshape(uu.shape)
         return out
+
+
+def normalize_crop(crop: np.ndarray) -> np.ndarray:
+    """Network input from a crop: zero mean, unit standard deviation (float32).
+
+    Per-crop standardisation makes the segmenter indifferent to each system's display
+    window and bit depth; a flat crop gives zeros.
+    """
+    c = np.asarray(crop, dtype=np.float32)
+    sd = float(c.std())
+    return ((c - float(c.mean())) / sd if sd > 1e-6 else np.zeros_like(c)).astype(np.float32)
