@@ -45,6 +45,7 @@ from .anatomy_curves import (
     walk_on_heart,
 )
 from .anatomy_diameters import (
+    FINET_RHO,
     Law,
     choose_law,
     diameter_profile,
@@ -64,7 +65,7 @@ from .lesions import (
 )
 from .model import Anatomy, Bifurcation, SegmentOfInterest, Vessel
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ class _Rec:
     d0: float = 2.0
     decay: float = 0.0
     steps: list[tuple[float, float]] = field(default_factory=list)
+    generation: int = 0  # 0 main vessel, 1 named side branch, 2 small twig
+    iodine: float = 1.0
 
     @property
     def length(self) -> float:
@@ -172,6 +175,10 @@ class _Builder:
         self.bifs: list[Bifurcation] = []
         self.laws: list[dict[str, Any]] = []
         self._grooves()
+        # Partial filling in a share of runs: contrast fades toward the small branches
+        # (inflow mixing with unopacified blood); iodine per generation 0, 1, 2.
+        fade = float(rng.uniform(0.1, 0.45)) if rng.random() < 0.4 else 0.0
+        self.fill_by_generation = (1.0, 1.0 - 0.4 * fade, 1.0 - fade)
 
     # ----- layout of the grooves and the aortic root -------------------------------------
 
@@ -238,7 +245,15 @@ class _Builder:
         offset: Any,
         steer: Any,
         tortuosity: float,
+        *,
+        twist: float = 0.0,
+        twist_from: tuple[float, float] = (2.0, 8.0),
+        kappa_max: float = 0.11,
+        apex_stop: bool = True,
     ) -> np.ndarray:
+        """Walk a vessel over the heart. ``tortuosity`` (rad/mm) is a long-wavelength
+        wiggle; ``twist`` (rad/mm) adds shorter-wavelength (9-22 mm) meanders that ramp in
+        between ``twist_from`` (mm), as small distal vessels near the apex show."""
         h_start = float(self.heart.height(start))
 
         def blended(s: float) -> float:
@@ -248,18 +263,32 @@ class _Builder:
             w = min(1.0, s / max(6.0, math.sqrt(150.0 * abs(target - h_start))))
             return h_start + (target - h_start) * w * w * (3.0 - 2.0 * w)
 
+        wiggle = self._wiggle(length, 1.5, tortuosity)
+        if twist > 0.0:
+            s_w = np.arange(len(wiggle)) * 1.5
+            ramp = np.clip((s_w - twist_from[0]) / max(twist_from[1] - twist_from[0], 1e-6), 0, 1)
+            wiggle = wiggle + ramp * smooth_noise(self.rng, s_w, twist, (9.0, 22.0), 3)
         spec = WalkSpec(
             length_mm=length,
             offset=blended,
-            steer=steer,
-            wiggle=self._wiggle(length, 1.5, tortuosity),
+            steer=steer if steer is not None else (lambda p, s: None),
+            wiggle=wiggle,
+            kappa_max=kappa_max,
             stop=self._stop_apex if not isinstance(steer, Pursuit) else None,
         )
+        if not apex_stop and not isinstance(steer, Pursuit):
+            spec.stop = self._stop_atria
         if isinstance(steer, Pursuit):
             spec.stop = lambda p, s: steer.finished
             steer.path = self.heart.to_local(steer.path)
         coarse = walk_on_heart(self.heart, start, direction, spec)
         return spline_resample(coarse, self.p.spacing_mm)
+
+    def _stop_atria(self, p: tuple[float, float, float], s: float) -> bool:
+        """Stop a twig at the top of the atria (twigs may wrap the apex)."""
+        a, b, c = self.heart.axes
+        k = math.sqrt((p[0] / a) ** 2 + (p[1] / b) ** 2 + (p[2] / c) ** 2)
+        return p[0] / (a * k) < -0.92
 
     def _add(self, rec: _Rec) -> int:
         self.recs.append(rec)
@@ -289,7 +318,16 @@ class _Builder:
         p_bif = lad_path[0]
         d_lad0 = unit(lad_path[4] - lad_path[0])
         self._aorta(p_bif, d_lad0)
-        lad_pts = self._walk(p_bif, d_lad0, 190.0, lambda s: h_lad, Pursuit(lad_path), 0.02)
+        lad_pts = self._walk(
+            p_bif,
+            d_lad0,
+            190.0,
+            lambda s: h_lad,
+            Pursuit(lad_path),
+            0.02,
+            twist=float(rng.uniform(0.02, 0.07)),
+            twist_from=(110.0, 150.0),
+        )
 
         # LM: from the ostium (leaving the sinus perpendicular to the root) into the LAD.
         n = max(8, math.ceil(self.lm_length / 0.1))
@@ -325,6 +363,11 @@ class _Builder:
                 ("S1", 0.08, 0.25, 0.25, 0.40, "septal", 1.0),
                 ("S2", 0.25, 0.45, 0.25, 0.38, "septal", 1.0),
                 ("S3", 0.45, 0.65, 0.22, 0.35, "septal", 0.6),
+                ("D4", 0.70, 0.82, 0.40, 0.55, "diagonal", 0.4),
+                ("S4", 0.62, 0.80, 0.25, 0.38, "septal", 0.5),
+                ("LADt1", 0.10, 0.60, 0.20, 0.30, "twig", 0.7),
+                ("LADt2", 0.78, 0.90, 0.40, 0.60, "twig", 0.8),
+                ("LADt3", 0.90, 0.97, 0.40, 0.60, "twig", 0.6),
             ],
         )
         dist = float(np.clip(dodge["lad_dist"], 1.2, 0.7 * d_lad))
@@ -339,6 +382,8 @@ class _Builder:
                 ("OM1", 0.15, 0.40, 0.50, 0.75, "marginal", 1.0),
                 ("OM2", 0.42, 0.65, 0.45, 0.65, "marginal", 1.0),
                 ("OM3", 0.68, 0.85, 0.40, 0.55, "marginal", 0.5),
+                ("Cxt1", 0.05, 0.40, 0.20, 0.30, "twig", 0.6),
+                ("Cxt2", 0.50, 0.95, 0.35, 0.55, "twig", 0.7),
             ],
         )
         cx_end = d_cx * float(rng.uniform(0.40, 0.55))
@@ -379,6 +424,8 @@ class _Builder:
                 ("PDA", crux - 0.03, crux, 0.50, 0.70, "pda", 1.0),
                 ("PL1", crux + 0.03, min(crux + 0.08, 0.94), 0.40, 0.60, "pl", 1.0),
                 ("PL2", min(crux + 0.09, 0.95), 0.97, 0.35, 0.50, "pl", 0.5),
+                ("RVt1", 0.12, 0.50, 0.20, 0.30, "twig", 0.7),
+                ("RVt2", 0.30, 0.60, 0.20, 0.30, "twig", 0.5),
             ],
         )
         end = d_rca * float(rng.uniform(0.45, 0.6))
@@ -432,6 +479,7 @@ class _Builder:
             "conus": (-0.25, 1.0, 20.0, 35.0),
             "sinus": (-1.0, -0.3, 15.0, 30.0),
             "septal": (0.0, 0.0, 18.0, 40.0),
+            "twig": (0.8, float(rng.uniform(-0.8, 0.8)), 10.0, 32.0),
         }
         return table[kind]
 
@@ -440,16 +488,28 @@ class _Builder:
             self._grow_side(parent, side)
 
     def _grow_side(self, parent: int, side: _Side) -> None:
-        """Walk one side branch from its origin ON the parent centreline."""
+        """Walk one side branch from its origin ON the parent centreline.
+
+        Named side branches (generation 1: diagonals, marginals, RV, acute, PDA, PL)
+        carry their own small twigs (generation 2), planned before the branch's taper is
+        set so that each twig is a recorded bifurcation with its law (Finet or Murray) and
+        the branch steps down at it like any parent. Twigs off the main vessels (kind
+        "twig") are generation 2 too. Twigs are 10-32 mm long, >= ~0.5 mm wide, and
+        meander on a 5-12 mm scale; they may wrap the apex.
+        """
         rng, heart = self.rng, self.heart
         prec = self.recs[parent]
+        twig = side.kind == "twig"
         c_long, c_phi, len_lo, len_hi = self._steer_field(side.kind)
         length = float(rng.uniform(len_lo, len_hi))
-        alpha = float(np.deg2rad(rng.uniform(*self.p.branch_angle_deg)))
+        angle_range = (40.0, 90.0) if twig else self.p.branch_angle_deg
+        alpha = float(np.deg2rad(rng.uniform(*angle_range)))
         if side.kind == "septal":
             # Septal perforators leave the LAD steeply into the septum.
             alpha = float(np.deg2rad(60.0)) + 0.5 * (alpha - float(np.deg2rad(35.0)))
         tort = float(rng.uniform(0.01, 0.04))
+        twist = float(rng.uniform(0.3, 0.6)) if twig else float(rng.uniform(0.05, 0.15))
+        flip = rng.random() < 0.5
         gap = float(rng.uniform(0.3, 1.0))
         p0, t_par = point_at(prec.points, side.s_mm)
         d_p = float(prec.diameter_at(side.s_mm - 1.0))
@@ -464,19 +524,69 @@ class _Builder:
             minus = rotation_about(n0, -alpha) @ t_tan
             pref = self._field(p0, c_long, c_phi)
             d0 = plus if plus @ pref >= minus @ pref else minus
+            if twig and flip:
+                d0 = minus if d0 is plus else plus
             h_own = 0.5 * d_side + gap
             if side.kind == "pda":
                 steer: Any = Pursuit(self._pda_path(p0, h_own, length))
+            elif twig:
+                steer = None  # twigs wander off at their take-off angle
             else:
                 steer = self._field_steer(c_long, c_phi)
-            pts = self._walk(p0, d0, length, lambda s: h_own, steer, tort)
+            pts = self._walk(
+                p0,
+                d0,
+                length,
+                lambda s: h_own,
+                steer,
+                tort,
+                twist=twist,
+                twist_from=(2.0, 8.0) if twig else (0.3 * length, 0.7 * length),
+                kappa_max=0.15 if twig else 0.13,
+                apex_stop=not twig,
+            )
             course = "epicardial"
-        rec = _Rec(side.name, pts, course, parent, side.s_mm, d0=d_side)
+        generation = 2 if twig else prec.generation + 1
+        rec = _Rec(side.name, pts, course, parent, side.s_mm, d0=d_side, generation=generation)
+        rec.iodine = self.fill_by_generation[min(generation, 2)]
+        # Taper to 45-70 % over the branch, at most 1.8 %/mm (short branches, twigs).
         end = d_side * float(rng.uniform(0.45, 0.7))
-        rec.decay = math.log(d_side / end) / max(rec.length, 1.0)
+        end = max(end, d_side * math.exp(-0.018 * rec.length))
+        twigs: list[_Side] = []
+        if course == "epicardial" and generation == 1 and side.kind not in ("conus", "sinus"):
+            twigs = self._plan_twigs(rec, end)
         idx = self._add(rec)
+        self._set_taper(idx, d_side, end, rec.length, twigs)
         d1 = d_p * side.law.step(side.rho)
         self._record_bifurcation(parent, side.s_mm, (parent, idx), (d_p, d1, d_side), side.law)
+        self._grow_sides(idx, twigs)
+
+    def _plan_twigs(self, rec: _Rec, end: float) -> list[_Side]:
+        """Twig positions, laws and side ratios on a side branch: one per 9-16 mm, where
+        the branch (estimated before the twigs' own small steps) is still wide enough for
+        a twig of >= 0.5 mm."""
+        rng = self.rng
+        length = rec.length
+        decay = math.log(rec.d0 / end) / max(length, 1.0)
+        n = int(length / float(rng.uniform(9.0, 16.0)))
+        cand = np.sort(rng.uniform(5.0, max(5.0, length - 8.0), size=n))
+        u_rho, u_law, u_k = rng.random((3, n))
+        sides: list[_Side] = []
+        for k, s_b in enumerate(cand):
+            d_est = rec.d0 * math.exp(-decay * float(s_b))
+            rho_lo, rho_hi = max(0.3, 0.55 / d_est), 0.62
+            if rho_lo > rho_hi - 0.04 or any(abs(s_b - o.s_mm) < 6.0 for o in sides):
+                continue
+            if rho_hi >= 0.5 and u_law[k] < self.p.finet_share:
+                law = Law("finet")
+            else:
+                law = Law("murray", 2.1 + 0.9 * float(u_k[k]))
+            lo, hi = rho_lo, min(rho_hi, law.rho_max() - 0.01)
+            if law.name == "finet":
+                lo = max(lo, FINET_RHO[0] + 0.01)
+            rho = lo + float(u_rho[k]) * max(hi - lo, 0.0)
+            sides.append(_Side(f"{rec.name}-{len(sides) + 1}", float(s_b), law, rho, "twig"))
+        return sides
 
     def _field(self, p: np.ndarray, c_long: float, c_phi: float) -> np.ndarray:
         return c_long * self.heart.e_long + c_phi * self.heart.azimuth_dir(p)
@@ -652,6 +762,7 @@ def _choose_soi(
             if bf.parent == vi
             and bf.daughters[0] == vi
             and b.recs[bf.daughters[1]].course == "epicardial"
+            and b.recs[bf.daughters[1]].generation == 1
             and b.recs[bf.daughters[1]].length >= p.side_soi_length_mm[0] + 3.0
             and 3.0 + 6.0 <= bf.s_mm <= 3.0 + room - 6.0
         ]
@@ -686,7 +797,10 @@ def _place_lesions(
         others = [
             i
             for i, r in enumerate(recs)
-            if r.course in ("epicardial", "ostial") and i not in taken and r.length > 30.0
+            if r.course in ("epicardial", "ostial")
+            and r.generation <= 1
+            and i not in taken
+            and r.length > 30.0
         ]
         if others:
             vi = others[int(u_pick * len(others))]
@@ -722,7 +836,7 @@ def _to_vessel(rec: _Rec, radius: np.ndarray, semi: np.ndarray, major: np.ndarra
         major_dir=major,
         reference_radius=radius,
         offset=None,
-        iodine=1.0,
+        iodine=rec.iodine,
         parent=rec.parent,
         parent_s_mm=rec.parent_s_mm,
     )
