@@ -154,3 +154,27 @@ def test_singular_matrix_is_refused() -> None:
         ViewGeometry.from_matrix(np.zeros((3, 4)), 512, 512)
     with pytest.raises(InputError, match="projection_matrix"):
         ViewGeometry.from_matrix(np.ones((2, 4)), 512, 512)
+
+
+def test_moved_applies_a_rigid_correction_and_keeps_the_header() -> None:
+    from scipy.spatial.transform import Rotation
+
+    g = view(30.0, 10.0)
+    R = Rotation.from_rotvec([0.01, -0.02, 0.015]).as_matrix()
+    t = np.array([1.0, -2.0, 0.5])
+    m = g.moved(R, t)
+    X = np.random.default_rng(1).uniform(-30, 30, (10, 3))
+    np.testing.assert_allclose(m.project(X), g.project(X @ R.T + t), atol=1e-9)
+    assert m.primary_angle_deg == g.primary_angle_deg
+    assert m.provenance["correction"] == "refined"
+
+
+def test_fundamental_matrix_and_epipolar_distances() -> None:
+    from angio_deploy.geometry import epipolar_distances, fundamental_matrix
+
+    a, b = view(30, 20), view(-30, 25)
+    X = np.random.default_rng(2).uniform(-40, 40, (20, 3))
+    F = fundamental_matrix(a.P, b.P)
+    assert epipolar_distances(F, a.project(X), b.project(X)).max() < 1e-8
+    shifted = b.project(X) + np.array([0.0, 3.0])
+    assert epipolar_distances(F, a.project(X), shifted).min() > 0.1

@@ -4,6 +4,8 @@ from .pair import (
     MIN_SEPARATION_DEG,
     WARN_SEPARATION_DEG,
     check_view_pair,
+    epipolar_distances,
+    fundamental_matrix,
 )
 from .view import ViewGeometry, carm_rotation, separation_angle_deg
 
@@ -13,5 +15,7 @@ __all__ = [
     "ViewGeometry",
     "carm_rotation",
     "check_view_pair",
+    "epipolar_distances",
+    "fundamental_matrix",
     "separation_angle_deg",
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+
 from angio_deploy.errors import InputError
 
 from .view import ViewGeometry, separation_angle_deg
@@ -40,3 +42,27 @@ def check_view_pair(
         log.warning(msg)
         warnings.append(msg)
     return angle, warnings
+
+
+def fundamental_matrix(P1: np.ndarray, P2: np.ndarray) -> np.ndarray:
+    """F (3, 3) with x2^T F x1 = 0 for corresponding pixels (homogeneous [u, v, 1]).
+
+    F = [e2]x P2 P1^+, with e2 = P2 C1 the epipole of view 1's source in view 2.
+    """
+    P1 = np.asarray(P1, dtype=np.float64)
+    P2 = np.asarray(P2, dtype=np.float64)
+    C1 = np.append(-np.linalg.solve(P1[:, :3], P1[:, 3]), 1.0)
+    e = P2 @ C1
+    ex = np.array([[0.0, -e[2], e[1]], [e[2], 0.0, -e[0]], [-e[1], e[0], 0.0]])
+    return ex @ P2 @ np.linalg.pinv(P1)
+
+
+def epipolar_distances(F: np.ndarray, uv1: np.ndarray, uv2: np.ndarray) -> np.ndarray:
+    """Symmetric epipolar distance (pixels) of point pairs uv1, uv2 (N, 2): the mean of
+    each point's distance to the other's epipolar line."""
+    x1 = np.column_stack([uv1, np.ones(len(uv1))])
+    x2 = np.column_stack([uv2, np.ones(len(uv2))])
+    l2 = x1 @ F.T
+    l1 = x2 @ F
+    num = np.abs(np.einsum("ij,ij->i", x2, l2))
+    return 0.5 * (num / np.hypot(l2[:, 0], l2[:, 1]) + num / np.hypot(l1[:, 0], l1[:, 1]))

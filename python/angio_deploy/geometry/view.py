@@ -218,6 +218,34 @@ class ViewGeometry:
             & (uv[:, 1] <= self.height - 0.5 - margin_px)
         )
 
+    def moved(
+        self, rotation: np.ndarray, translation_mm: np.ndarray, *, note: str = "refined"
+    ) -> ViewGeometry:
+        """This view after a rigid correction of where the world sits in it.
+
+        A world point X is imaged as if it were at ``rotation @ X + translation_mm`` (the
+        rotation about the isocenter): P' = P [R | t]. Angles and distances are kept as
+        read (they describe the header); provenance gains ``correction``.
+        """
+        R = np.asarray(rotation, dtype=np.float64)
+        t = np.asarray(translation_mm, dtype=np.float64)
+        T = np.eye(4)
+        T[:3, :3] = R
+        T[:3, 3] = t
+        prov = dict(self.provenance)
+        prov["correction"] = note
+        return ViewGeometry(
+            width=self.width,
+            height=self.height,
+            matrix=self.matrix @ T,
+            primary_angle_deg=self.primary_angle_deg,
+            secondary_angle_deg=self.secondary_angle_deg,
+            sid_mm=self.sid_mm,
+            sod_mm=self.sod_mm,
+            pixel_spacing_mm=self.pixel_spacing_mm,
+            provenance=prov,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description: angles, distances, spacing, size, matrix and provenance."""
         return {
