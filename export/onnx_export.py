@@ -116,7 +116,8 @@ def load_checkpoint(checkpoint_dir: str | Path):
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"{weights}: does not match config {config['encoder']}: {exc}")
+        msg = f"{weights}: does not match config {config['encoder']}: {exc}"
+        raise CheckpointError(msg) from exc
     model.eval()
     return model, config, sha256_file(weights)
 
@@ -155,7 +156,9 @@ def metadata_for(
         "source_sha256": source_sha256,
         "weights_storage": weights_storage,
         "config": json.dumps(config, sort_keys=True),
-        "exporter": f"angio-deploy {__version__}, torch {torch.__version__}, onnx {onnx.__version__}",
+        "exporter": (
+            f"angio-deploy {__version__}, torch {torch.__version__}, onnx {onnx.__version__}"
+        ),
     }
     if config_sha256:
         meta["source_config_sha256"] = config_sha256
