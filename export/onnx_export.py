@@ -188,7 +188,42 @@ def torch_to_onnx(model, config: dict[str, Any], *, opset: int = DEFAULT_OPSET) 
             )
         for msg in sorted({f"{w.category.__name__}: {w.message}" for w in caught}):
             log.debug("exporter: %s", msg)
-        return onnx.load(str(path))
+        proto = onnx.load(str(path))
+    # The TorchScript exporter's symbolic shapes can be wrong (it labelled the output's
+    # height "batch"); drop its intermediate shapes and declare the I/O shapes exactly.
+    del proto.graph.value_info[:]
+    want = {
+        INPUT_NAME: ["batch", int(config["in_channels"]), int(crop["height"]), int(crop["width"])],
+        OUTPUT_NAME: ["batch", int(config["classes"]), int(crop["height"]), int(crop["width"])],
+    }
+    for vi in list(proto.graph.input) + list(proto.graph.output):
+        if vi.name in want:
+            dims = vi.type.tensor_type.shape.dim
+            del dims[:]
+            for d in want[vi.name]:
+                dim = dims.add()
+                if isinstance(d, str):
+                    dim.dim_param = d
+                else:
+                    dim.dim_value = d
+    return proto
+
+
+def _check_io(path: Path, config: dict[str, Any]) -> None:
+    """ONNX Runtime sees input 'image' and output 'logits' with the expected shapes."""
+    import onnxruntime as ort
+
+    crop = config["crop"]
+    hw = [int(crop["height"]), int(crop["width"])]
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (inp,), (out,) = sess.get_inputs(), sess.get_outputs()
+    got = [(inp.name, inp.shape, inp.type), (out.name, out.shape, out.type)]
+    want = [
+        (INPUT_NAME, ["batch", int(config["in_channels"]), *hw], "tensor(float)"),
+        (OUTPUT_NAME, ["batch", int(config["classes"]), *hw], "tensor(float)"),
+    ]
+    if got != want:
+        raise AssertionError(f"exported I/O {got} != expected {want}")
 
 
 @dataclass
@@ -302,6 +337,7 @@ def export_checkpoint(
         onnx.save(proto, str(tmp))
         onnx.checker.check_model(str(tmp))
         opt = ort_optimisation_report(tmp)
+        _check_io(tmp, config)
         if opt["unfolded_weight_casts"]:
             raise AssertionError(
                 f"ONNX Runtime left {opt['unfolded_weight_casts']} weight Casts unfolded"
