@@ -1,0 +1,265 @@
+"""The models shipped inside the package, listed in ``manifest.json``.
+
+The manifest (format ``angio-models/1``) lists every shipped model file with its sha256,
+size, role (``"segmenter"``; later ``"encoder"``, ``"gcn"``) and the input it expects::
+
+    {
+      "format": "angio-models/1",
+      "models": [
+        {
+          "name": "segmenter",
+          "role": "segmenter",
+          "file": "segmenter.onnx",
+          "sha256": "…64 hex…",
+          "size": 25346127,
+          "version": "2026-11-24",
+          "input": {"name": "image", "dtype": "float32", "shape": [null, 1, 160, 256]},
+          "output": {"name": "logits", "dtype": "float32", "shape": [null, 1, 160, 256]},
+          "crop": {"width": 256, "height": 160, "margin_px": 24, "max_scale": 2.0},
+          "weights_storage": "float16 (Cast to float32 in graph)",
+          "source_sha256": "…sha256 of the training checkpoint's model.safetensors…"
+        }
+      ]
+    }
+
+:func:`model_path` returns a model's file after checking it exists (else
+:class:`ModelFileError` naming the file and the manifest) and, on first use, that its
+size and sha256 match the manifest (else :class:`ModelIntegrityError`); the check is
+remembered per (file, size, mtime), so later calls cost a ``stat``. :func:`open_model`
+adds the ONNX Runtime session (:func:`angio_deploy.backends.get_session`).
+
+The environment variable ``ANGIO_DEPLOY_MODELS_DIR`` points the registry at another
+folder with its own ``manifest.json`` (for example freshly exported models).
+:func:`register_model` adds or replaces an entry (used by the export tools).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from angio_deploy.backends._hash import file_key, sha256_file
+from angio_deploy.errors import EX_SOFTWARE, AngioDeployError
+
+MANIFEST_FORMAT = "angio-models/1"
+MANIFEST_NAME = "manifest.json"
+ENV_MODELS_DIR = "ANGIO_DEPLOY_MODELS_DIR"
+PACKAGE_DIR = Path(__file__).resolve().parent
+ROLES = ("segmenter", "encoder", "gcn")
+
+
+class ModelFileError(AngioDeployError, FileNotFoundError):
+    """A shipped model (or the manifest) is missing or unreadable: a broken install."""
+
+    exit_code = EX_SOFTWARE
+
+
+class ModelIntegrityError(ModelFileError):
+    """A model file's size or sha256 differs from the manifest."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One manifest entry; ``path`` is resolved against the manifest's folder."""
+
+    name: str
+    role: str
+    file: str
+    sha256: str
+    size: int
+    folder: Path
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.file
+
+    @property
+    def crop(self) -> dict[str, Any] | None:
+        return self.extra.get("crop")
+
+    @property
+    def input(self) -> dict[str, Any] | None:
+        return self.extra.get("input")
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {"name": self.name, "role": self.role, "file": self.file}
+        d.update({"sha256": self.sha256, "size": self.size})
+        d.update(self.extra)
+        return d
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    models: tuple[ModelEntry, ...]
+
+    def names(self) -> list[str]:
+        return [m.name for m in self.models]
+
+    def get(self, name_or_role: str) -> ModelEntry:
+        """The entry named ``name_or_role``, else the only entry with that role."""
+        for m in self.models:
+            if m.name == name_or_role:
+                return m
+        by_role = [m for m in self.models if m.role == name_or_role]
+        if len(by_role) == 1:
+            return by_role[0]
+        if len(by_role) > 1:
+            raise KeyError(
+                f"{self.path}: several models have role {name_or_role!r}: "
+                + ", ".join(m.name for m in by_role)
+            )
+        raise ModelFileError(
+            f"{self.path}: no shipped model named or with role {name_or_role!r} "
+            f"(the manifest lists: {', '.join(self.names()) or 'nothing'})"
+        )
+
+
+def models_dir() -> Path:
+    """The folder holding manifest.json: $ANGIO_DEPLOY_MODELS_DIR or this package."""
+    env = os.environ.get(ENV_MODELS_DIR, "").strip()
+    return Path(env) if env else PACKAGE_DIR
+
+
+def _entry(raw: dict[str, Any], folder: Path, where: str) -> ModelEntry:
+    for key in ("name", "role", "file", "sha256", "size"):
+        if key not in raw:
+            raise ModelFileError(f"{where}: a model entry lacks {key!r}")
+    file = str(raw["file"])
+    if Path(file).is_absolute() or ".." in Path(file).parts:
+        raise ModelFileError(f"{where}: model file {file!r} must be a plain relative path")
+    extra = {k: v for k, v in raw.items() if k not in ("name", "role", "file", "sha256", "size")}
+    return ModelEntry(
+        name=str(raw["name"]),
+        role=str(raw["role"]),
+        file=file,
+        sha256=str(raw["sha256"]).lower(),
+        size=int(raw["size"]),
+        folder=folder,
+        extra=extra,
+    )
+
+
+def load_manifest(folder: str | Path | None = None) -> Manifest:
+    """Read and check ``manifest.json`` of ``folder`` (default :func:`models_dir`)."""
+    folder = Path(folder) if folder is not None else models_dir()
+    path = folder / MANIFEST_NAME
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelFileError(f"{path}: model manifest not found") from exc
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: unreadable model manifest ({exc})") from exc
+    if doc.get("format") != MANIFEST_FORMAT:
+        raise ModelFileError(f"{path}: format is {doc.get('format')!r}, not {MANIFEST_FORMAT!r}")
+    entries = tuple(_entry(m, folder, str(path)) for m in doc.get("models", []))
+    names = [m.name for m in entries]
+    if len(set(names)) != len(names):
+        raise ModelFileError(f"{path}: duplicate model names in {names}")
+    return Manifest(path=path, models=entries)
+
+
+_VERIFIED_LOCK = threading.Lock()
+_VERIFIED: set[tuple[tuple[str, int, int], str]] = set()
+
+
+def verify(entry: ModelEntry) -> Path:
+    """``entry.path`` after checking existence, size and sha256 (once per file version)."""
+    path = entry.path
+    if not path.is_file():
+        raise ModelFileError(
+            f"shipped model {entry.name!r} ({entry.role}) is missing: {path} — reinstall "
+            f"angio-deploy, or set {ENV_MODELS_DIR} to a folder with the models"
+        )
+    key = (file_key(path), entry.sha256)
+    with _VERIFIED_LOCK:
+        if key in _VERIFIED:
+            return path
+    size = key[0][1]
+    if size != entry.size:
+        raise ModelIntegrityError(
+            f"shipped model {entry.name!r}: {path} has {size} bytes, the manifest says "
+            f"{entry.size}; the file is damaged or was replaced"
+        )
+    digest = sha256_file(path)
+    if digest != entry.sha256:
+        raise ModelIntegrityError(
+            f"shipped model {entry.name!r}: sha256 of {path} is {digest}, the manifest "
+            f"says {entry.sha256}; the file is damaged or was replaced"
+        )
+    with _VERIFIED_LOCK:
+        _VERIFIED.add(key)
+    return path
+
+
+def model_path(name_or_role: str, folder: str | Path | None = None) -> Path:
+    """Verified path of a shipped model, by name or role."""
+    return verify(load_manifest(folder).get(name_or_role))
+
+
+def open_model(name_or_role: str, config=None, folder: str | Path | None = None, **overrides):
+    """Verified, cached ONNX Runtime session of a shipped model (see ``get_session``)."""
+    from angio_deploy.backends import get_session
+
+    return get_session(model_path(name_or_role, folder), config, **overrides)
+
+
+def register_model(
+    file: str | Path,
+    *,
+    name: str,
+    role: str,
+    folder: str | Path | None = None,
+    **extra: Any,
+) -> ModelEntry:
+    """Add (or replace) the entry of ``file`` — already inside ``folder`` — in its manifest.
+
+    Computes sha256 and size; ``extra`` (input, output, crop, version, ...) is stored as
+    given. Creates the manifest if there is none. Written atomically.
+    """
+    folder = Path(folder) if folder is not None else models_dir()
+    file = Path(file)
+    if file.parent.resolve() != folder.resolve():
+        raise ValueError(f"{file} must be inside {folder}")
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    path = folder / MANIFEST_NAME
+    doc = (
+        json.loads(path.read_text(encoding="utf-8"))
+        if path.is_file()
+        else {"format": MANIFEST_FORMAT, "models": []}
+    )
+    raw = {
+        "name": name,
+        "role": role,
+        "file": file.name,
+        "sha256": sha256_file(file),
+        "size": file.stat().st_size,
+        **extra,
+    }
+    doc["models"] = [m for m in doc.get("models", []) if m.get("name") != name] + [raw]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return _entry(raw, folder, str(path))
+
+
+__all__ = [
+    "ENV_MODELS_DIR",
+    "MANIFEST_FORMAT",
+    "Manifest",
+    "ModelEntry",
+    "ModelFileError",
+    "ModelIntegrityError",
+    "load_manifest",
+    "model_path",
+    "models_dir",
+    "open_model",
+    "register_model",
+    "verify",
+]
