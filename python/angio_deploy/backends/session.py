@@ -22,6 +22,7 @@ import math
 import os
 import threading
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -187,9 +188,15 @@ class ModelSession:
         so.log_severity_level = int(cfg.log_severity)
         if not cfg.allow_spinning:
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        sess = ort.InferenceSession(
-            str(path), sess_options=so, providers=_provider_options(chosen, cfg)
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            # ORT warns (Python warning) when a provider cannot start and falls back;
+            # the check below turns that into an error for explicit requests.
+            warnings.simplefilter("always")
+            sess = ort.InferenceSession(
+                str(path), sess_options=so, providers=_provider_options(chosen, cfg)
+            )
+        for w in caught:
+            log.warning("onnxruntime: %s", w.message)
         used = list(sess.get_providers())
         if _prov.is_explicit(cfg.provider) and (not used or used[0] != chosen[0]):
             raise BackendUnavailableError(

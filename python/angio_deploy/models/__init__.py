@@ -217,13 +217,14 @@ def register_model(
     folder: str | Path | None = None,
     **extra: Any,
 ) -> ModelEntry:
-    """Add (or replace) the entry of ``file`` — already inside ``folder`` — in its manifest.
+    """Add (or replace) the entry of ``file`` in the manifest of its folder.
 
-    Computes sha256 and size; ``extra`` (input, output, crop, version, ...) is stored as
-    given. Creates the manifest if there is none. Written atomically.
+    ``folder`` (default: the file's folder) must be the folder holding ``file``. Computes
+    sha256 and size; ``extra`` (input, output, crop, version, ...) is stored as given.
+    Creates the manifest if there is none. Written atomically.
     """
-    folder = Path(folder) if folder is not None else models_dir()
     file = Path(file)
+    folder = Path(folder) if folder is not None else file.parent
     if file.parent.resolve() != folder.resolve():
         raise ValueError(f"{file} must be inside {folder}")
     if role not in ROLES:
