@@ -68,6 +68,13 @@ class Rays:
         f = float(np.linalg.norm(M[0] - (M[0] @ d) * d)) / float(np.linalg.norm(M[2]))
         return cls(source, minv, int(width), int(height), f)
 
+    def half(self) -> Rays:
+        """The rays through every second pixel (coarse pixel (i, j) = pixel (2 i, 2 j))."""
+        P = np.linalg.inv(self.minv)
+        P = np.concatenate([P, (-P @ self.source)[:, None]], axis=1)
+        P = np.diag([0.5, 0.5, 1.0]) @ P
+        return Rays.from_matrix(P, (self.width + 1) // 2, (self.height + 1) // 2)
+
     def directions(
         self, u0: int = 0, u1: int | None = None, v0: int = 0, v1: int | None = None, step: int = 1
     ) -> np.ndarray:
@@ -216,10 +223,15 @@ class Chest:
     domes: tuple[tuple[np.ndarray, np.ndarray], ...]
     spine_y: float
     vertebra_z: np.ndarray  # centres (K,) mm of the vertebral bodies
-    vertebra_semi: tuple[float, float]  # (lateral, AP) mm
-    vertebra_half_height: float
+    vertebra_semi: tuple[float, float]  # (lateral, AP) mm, typical
+    vertebra_half_height: float  # typical
     ribs: tuple[np.ndarray, ...]  # centrelines (N, 3) mm
-    rib_semi: tuple[float, float]  # (height, thickness) mm
+    rib_semi: tuple[float, float]  # (height, thickness) mm, typical
+    vertebra_semis: np.ndarray  # (K, 2) per-vertebra (lateral, AP) semi-axes mm
+    vertebra_dx: np.ndarray  # (K,) lateral offsets mm (slight scoliosis)
+    vertebra_hh: np.ndarray  # (K,) half heights mm
+    rib_scale: np.ndarray  # (R, 3) per rib: height scale, thickness scale, density
+    bone_blur_mm: tuple[float, float]  # (ribs, spine) blur at the object (motion, penumbra)
     heart_centre: np.ndarray
     heart_axes: np.ndarray
     heart_rotation: np.ndarray
@@ -267,14 +279,43 @@ def draw_chest(anatomy: Anatomy) -> Chest:
     spine_y = hc[1] + rng.uniform(75.0, 95.0)
     pitch = rng.uniform(24.0, 28.0)
     z_top = hc[2] + 9.0 * pitch
-    vz = z_top - pitch * np.arange(18)
+    # Vertebral bodies grow caudally and vary a little in size, height and alignment.
+    vz = z_top - pitch * np.arange(18) + rng.normal(0.0, 0.6, 18)
+    v_semi = (rng.uniform(18.0, 22.0), rng.uniform(14.0, 17.0))
+    grow = np.linspace(0.92, 1.08, 18)
+    v_semis = np.stack(
+        [
+            v_semi[0] * grow * rng.uniform(0.93, 1.07, 18),
+            v_semi[1] * grow * rng.uniform(0.93, 1.07, 18),
+        ],
+        axis=1,
+    )
+    sway = rng.uniform(0.0, 2 * np.pi, 2)
+    k_idx = np.arange(18)
+    v_dx = rng.uniform(0.0, 4.0) * np.sin(k_idx / rng.uniform(4.0, 8.0) + sway[0]) + rng.normal(
+        0.0, 0.7, 18
+    )
+    v_hh = 0.5 * pitch - rng.uniform(3.0, 4.5, 18)
     rib_semi = (rng.uniform(5.0, 7.0), rng.uniform(2.5, 3.5))
+    # Ribs are irregular: spacing, slope, bend, width, thickness and mineralisation vary
+    # from rib to rib (and left to right).
     ribs = tuple(
         _rib_curve(
-            mid_x, body_y, lat, ap, spine_y, vz[k] + rng.uniform(0.1, 0.5) * pitch, side, rng
+            mid_x,
+            body_y,
+            lat,
+            ap,
+            spine_y,
+            vz[k] + rng.uniform(0.15, 0.45) * pitch + rng.normal(0.0, 0.1 * pitch),
+            side,
+            rng,
         )
         for k in range(12)
         for side in (-1.0, 1.0)
+    )
+    rib_scale = np.stack(
+        [rng.uniform(0.75, 1.25, 24), rng.uniform(0.8, 1.2, 24), rng.uniform(0.55, 1.1, 24)],
+        axis=1,
     )
     return Chest(
         mid_x=float(mid_x),
@@ -284,10 +325,15 @@ def draw_chest(anatomy: Anatomy) -> Chest:
         domes=domes,
         spine_y=float(spine_y),
         vertebra_z=vz,
-        vertebra_semi=(rng.uniform(18.0, 22.0), rng.uniform(14.0, 17.0)),
-        vertebra_half_height=0.5 * pitch - 3.5,
+        vertebra_semi=(float(v_semi[0]), float(v_semi[1])),
+        vertebra_half_height=float(np.mean(v_hh)),
         ribs=ribs,
         rib_semi=rib_semi,
+        vertebra_semis=v_semis,
+        vertebra_dx=v_dx,
+        vertebra_hh=v_hh,
+        rib_scale=rib_scale,
+        bone_blur_mm=(float(rng.uniform(0.3, 0.8)), float(rng.uniform(0.5, 1.1))),
         heart_centre=hc,
         heart_axes=ha,
         heart_rotation=np.asarray(anatomy.heart_rotation, dtype=np.float64),
@@ -312,7 +358,12 @@ def _rib_curve(
     x = mid_x + side * ax * np.cos(psi)
     y = body_y + ay * np.sin(psi)
     prog = (psi[0] - psi) / (psi[0] - psi[-1])
-    z = z0 - rng.uniform(40.0, 80.0) * prog**1.3 + 8.0 * np.sin(np.pi * prog)
+    z = (
+        z0
+        - rng.uniform(35.0, 85.0) * prog ** rng.uniform(1.1, 1.6)
+        + rng.uniform(3.0, 13.0) * np.sin(np.pi * prog)
+        + rng.uniform(-4.0, 4.0) * np.sin(2.0 * np.pi * prog + rng.uniform(0.0, np.pi))
+    )
     # Posterior end joins the vertebra (transverse process) rather than the body wall.
     x[:4] = np.linspace(mid_x + side * 25.0, x[4], 4)
     y[:4] = np.linspace(spine_y, y[4], 4)
@@ -364,57 +415,65 @@ def _slab(source: np.ndarray, D: np.ndarray, z0: float, z1: float) -> Interval:
 
 
 def spine_integral(chest: Chest, rays: Rays, mat: Materials, out: np.ndarray) -> None:
-    """Add the vertebral bodies (cortical shell, trabecular core) and pedicles to ``out``.
+    """Add the vertebral bodies (cortical shell and endplates, trabecular core) and the
+    pedicles to ``out``.
 
-    The column's elliptic-cylinder intervals are computed once over the pixel window of
-    its projection; each vertebral body is the column cut by its horizontal slab (the
-    disc spaces between them are soft tissue). Pedicles are ellipsoids evaluated inside
-    their own small windows.
+    Each vertebral body is its own finite elliptic cylinder (size, height and lateral
+    position vary from level to level; disc spaces between them are soft tissue),
+    evaluated inside the pixel window of its projection. Pedicles are small ellipsoids
+    with a thin, partly mineralised rim. The spine lies far from the isocenter and moves
+    with respiration, so its integral is blurred by ``chest.bone_blur_mm`` (at the object,
+    converted to pixels by the local magnification): no crisp drawn outlines.
     """
     zaxis, xaxis = np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0])
-    sa, sb = chest.vertebra_semi
-    hh = chest.vertebra_half_height
-    shell = 0.5
+    shell = 0.6
     d_cort = mat.cortical - mat.tissue
     d_trab = mat.trabecular - mat.tissue
     zs = chest.vertebra_z
+    smax = chest.vertebra_semis.max(axis=0)
     col_c = np.array([chest.mid_x, chest.spine_y, 0.5 * (zs.min() + zs.max())])
-    ext = np.array([sa + 12.0, sb + 25.0, 0.5 * (zs.max() - zs.min()) + hh])
-    win = rays.window(_box(col_c + np.array([0.0, 10.0, 0.0]), ext))
+    ext = np.array([smax[0] + 16.0, smax[1] + 25.0, 0.5 * (zs.max() - zs.min()) + 16.0])
+    win = rays.window(_box(col_c + np.array([0.0, 10.0, 0.0]), ext), margin=8)
     if win is None:
         return
     u0, u1, v0, v1 = win
     S = rays.source
     D = rays.directions(u0, u1, v0, v1)
-    c0 = np.array([chest.mid_x, chest.spine_y, 0.0])
-    outer = cylinder_interval(S, D, c0, zaxis, xaxis, (sa, sb))
-    inner = cylinder_interval(S, D, c0, zaxis, xaxis, (sa - shell, sb - shell))
     acc = np.zeros(D.shape[:2])
-    for z in zs:
-        c = np.array([chest.mid_x, chest.spine_y, z])
+    for k, z in enumerate(zs):
+        sa, sb = (float(x) for x in chest.vertebra_semis[k])
+        hh = float(chest.vertebra_hh[k])
+        c = np.array([chest.mid_x + float(chest.vertebra_dx[k]), chest.spine_y, z])
         w = rays.window(_box(c + np.array([0.0, 10.0, 0.0]), np.array([sa + 12, sb + 25, hh])))
         if w is None:
             continue
-        # Rows/columns of this vertebra inside the column window.
-        a0, a1, b0, b1 = w[0] - u0, w[1] - u0, w[2] - v0, w[3] - v0
+        a0, a1 = max(w[0], u0) - u0, min(w[1], u1) - u0
+        b0, b1 = max(w[2], v0) - v0, min(w[3], v1) - v0
+        if a0 >= a1 or b0 >= b1:
+            continue
         Dv = D[b0:b1, a0:a1]
-        o = (outer[0][b0:b1, a0:a1], outer[1][b0:b1, a0:a1])
-        i = (inner[0][b0:b1, a0:a1], inner[1][b0:b1, a0:a1])
-        lo = overlap(o, _slab(S, Dv, z - hh, z + hh))
-        li = overlap(i, _slab(S, Dv, z - hh + shell, z + hh - shell))
+        o = cylinder_interval(S, Dv, c, zaxis, xaxis, (sa, sb), hh)
+        i = cylinder_interval(S, Dv, c, zaxis, xaxis, (sa - shell, sb - shell), hh - shell)
+        lo, li = length(o), length(i)
         acc[b0:b1, a0:a1] += d_cort * (lo - li) + d_trab * li
         for side in (-1.0, 1.0):
-            pc = c + np.array([side * (sa - 5.0), sb + 10.0, 3.0])
-            pa = np.array([5.0, 9.0, 7.0])
+            pc = c + np.array([side * (sa - 6.0), sb + 9.0, 3.0])
+            pa = np.array([3.5, 8.0, 5.0]) * (0.85 + 0.3 * (sa / smax[0] - 0.9))
             pw = rays.window(_box(pc, pa))
             if pw is None:
                 continue
-            Dp = D[pw[2] - v0 : pw[3] - v0, pw[0] - u0 : pw[1] - u0]
+            pa0, pa1 = max(pw[0], u0) - u0, min(pw[1], u1) - u0
+            pb0, pb1 = max(pw[2], v0) - v0, min(pw[3], v1) - v0
+            if pa0 >= pa1 or pb0 >= pb1:
+                continue
+            Dp = D[pb0:pb1, pa0:pa1]
             po = length(ellipsoid_interval(S, Dp, pc, pa, np.eye(3)))
-            pi = length(ellipsoid_interval(S, Dp, pc, pa - shell, np.eye(3)))
-            acc[pw[2] - v0 : pw[3] - v0, pw[0] - u0 : pw[1] - u0] += (
-                d_cort * (po - pi) + d_trab * pi
-            )
+            pi = length(ellipsoid_interval(S, Dp, pc, pa - 0.4, np.eye(3)))
+            acc[pb0:pb1, pa0:pa1] += 0.45 * d_cort * (po - pi) + 0.8 * d_trab * pi
+    px_per_mm = rays.focal_px / float(rays.depth(col_c[None])[0])
+    sigma = chest.bone_blur_mm[1] * px_per_mm
+    if sigma > 0.3:
+        acc = ndi.gaussian_filter(acc, sigma, mode="nearest")
     out[v0:v1, u0:u1] += acc.astype(np.float32)
 
 
@@ -431,7 +490,9 @@ def rib_integral(chest: Chest, rays: Rays, mat: Materials, out: np.ndarray) -> N
     nearest projected rib point and that point's projected half-width (section height x
     focal length / depth). The chord through a section of half-width w at offset d is
     ``2 t sqrt(1 - (d/w)^2)`` (t: semi-thickness along the ray), the marrow likewise with
-    the cortical shell removed.
+    the cortical shell removed. Each rib has its own height, thickness and mineralisation
+    (``chest.rib_scale``), widening toward its anterior end; the result is blurred by
+    ``chest.bone_blur_mm[0]`` at the object (respiratory motion, penumbra).
     """
     H, W = rays.height, rays.width
     step = 2
@@ -440,9 +501,11 @@ def rib_integral(chest: Chest, rays: Rays, mat: Materials, out: np.ndarray) -> N
     shell = 1.0
     d_cort = mat.cortical - mat.tissue
     d_marrow = mat.trabecular - mat.tissue
+    acc = np.zeros((h2, w2), dtype=np.float32)
+    depths = []
     for posterior in (True, False):
-        pts = []
-        for rib in chest.ribs:
+        pts, a_l, t_l, r_l = [], [], [], []
+        for r, rib in enumerate(chest.ribs):
             n = rib.shape[0]
             half = rib[: n // 2 + 1] if posterior else rib[n // 2 :]
             # Densify so projected neighbours are < 1 coarse pixel apart.
@@ -450,8 +513,15 @@ def rib_integral(chest: Chest, rays: Rays, mat: Materials, out: np.ndarray) -> N
             dense = (half[:-1, None, :] * (1 - seg[None, :, None])) + (
                 half[1:, None, :] * seg[None, :, None]
             )
-            pts.append(dense.reshape(-1, 3))
+            dense = dense.reshape(-1, 3)
+            prog = np.linspace(0.0, 0.5, len(dense)) + (0.0 if posterior else 0.5)
+            ha, ht, rho = (float(x) for x in chest.rib_scale[r])
+            pts.append(dense)
+            a_l.append(a_mm * ha * (0.85 + 0.35 * prog))
+            t_l.append(np.full(len(dense), t_mm * ht))
+            r_l.append(np.full(len(dense), rho))
         P3 = np.concatenate(pts)
+        a_pt, t_pt, rho_pt = np.concatenate(a_l), np.concatenate(t_l), np.concatenate(r_l)
         uv = rays.project(P3) / step
         depth = rays.depth(P3)
         ok = np.isfinite(uv).all(axis=1)
@@ -460,7 +530,9 @@ def rib_integral(chest: Chest, rays: Rays, mat: Materials, out: np.ndarray) -> N
         inside = (ui >= -20) & (ui < w2 + 20) & (vi >= -20) & (vi < h2 + 20)
         if not inside.any():
             continue
-        wpx = (a_mm * rays.focal_px / depth[ok])[inside] / step
+        sel = np.flatnonzero(ok)[inside]
+        depths.append(float(np.median(depth[sel])))
+        wpx = a_pt[sel] * rays.focal_px / depth[sel] / step
         ui, vi = ui[inside] + 20, vi[inside] + 20
         label = np.zeros((h2 + 40, w2 + 40), dtype=np.int64)
         label[vi, ui] = np.arange(1, ui.size + 1)
@@ -468,15 +540,22 @@ def rib_integral(chest: Chest, rays: Rays, mat: Materials, out: np.ndarray) -> N
         dist = dist[20:-20, 20:-20]
         idx = label[iy[20:-20, 20:-20], ix[20:-20, 20:-20]] - 1
         w = wpx[idx]
+        a_i, t_i, rho_i = a_pt[sel][idx], t_pt[sel][idx], rho_pt[sel][idx]
         r_out = np.clip(dist / w, 0.0, 1.0)
-        w_in = w * (a_mm - shell) / a_mm
+        w_in = w * np.maximum(a_i - shell, 0.5) / a_i
         r_in = np.clip(dist / w_in, 0.0, 1.0)
-        chord_out = 2.0 * t_mm * np.sqrt(1.0 - r_out**2)
-        chord_in = 2.0 * (t_mm - shell) * np.sqrt(1.0 - r_in**2)
-        small = d_cort * (chord_out - chord_in) + d_marrow * chord_in
+        chord_out = 2.0 * t_i * np.sqrt(1.0 - r_out**2)
+        chord_in = 2.0 * np.maximum(t_i - shell, 0.3) * np.sqrt(1.0 - r_in**2)
+        small = rho_i * (d_cort * (chord_out - chord_in) + d_marrow * chord_in)
         if not posterior:
             small *= 0.6  # anterior ribs are thinner and less mineralised
-        out += upsample(small.astype(np.float32), H, W)
+        acc += small.astype(np.float32)
+    if not depths:
+        return
+    sigma = chest.bone_blur_mm[0] * rays.focal_px / float(np.mean(depths)) / step
+    if sigma > 0.2:
+        acc = ndi.gaussian_filter(acc, sigma, mode="nearest")
+    out += upsample(acc, H, W)
 
 
 def upsample(img: np.ndarray, H: int, W: int) -> np.ndarray:
@@ -488,6 +567,8 @@ def upsample(img: np.ndarray, H: int, W: int) -> np.ndarray:
     h, w = img.shape
     if (h, w) == (H, W):
         return img
+    if -(-H // h) == 2 and -(-W // w) == 2:
+        return _upsample2(img, H, W)
 
     def axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         step = -(-n_out // n_in)
@@ -505,6 +586,23 @@ def upsample(img: np.ndarray, H: int, W: int) -> np.ndarray:
     b = bot[:, x0] * (1 - fx) + bot[:, x1] * fx
     fy = fy[:, None]
     return a * (1 - fy) + b * fy
+
+
+def _upsample2(img: np.ndarray, H: int, W: int) -> np.ndarray:
+    """:func:`upsample` for a step of exactly 2 on both axes, by slicing (same values)."""
+
+    def rows(x: np.ndarray, n: int) -> np.ndarray:
+        m = x.shape[0]
+        y = np.empty((n, *x.shape[1:]), dtype=np.float32)
+        y[0::2] = x[: (n + 1) // 2]
+        mid = 0.5 * (x[:-1] + x[1:])
+        k = n // 2
+        y[1::2][: min(k, m - 1)] = mid[:k]
+        if k > m - 1:
+            y[1::2][m - 1 :] = x[-1]
+        return y
+
+    return rows(rows(img.astype(np.float32, copy=False), H).T, W).T.copy()
 
 
 def power_law_texture(
@@ -562,7 +660,12 @@ def chest_integral(
     # the pulse and the heart not being an exact ellipsoid.
     soft = ndi.gaussian_filter(soft_tissue_integral(chest, rays, mat, step=2), 2.0)
     total = upsample(soft, H, W)
-    spine_integral(chest, rays, mat, total)
+    # The spine is blurred by several pixels (see spine_integral): a half-resolution grid
+    # (coarse pixel i at full pixel 2 i, as upsample expects) is accurate enough.
+    half = rays.half()
+    spine = np.zeros((half.height, half.width), dtype=np.float32)
+    spine_integral(chest, half, mat, spine)
+    total += upsample(spine, H, W)
     rib_integral(chest, rays, mat, total)
     if clutter > 0:
         total += texture_integral(rng, H, W, lung_chord(chest, rays, step=4), clutter, mat)

@@ -169,8 +169,8 @@ def draw_imaging_params(
       by blood during a hand injection), so mu_I = 0.08-0.39 /mm.
     * Fill: arteries 0.55-1.0 of that (inflow mixing, frame in the cycle), catheter
       0.85-1.0 (undiluted contrast in the catheter).
-    * Detected counts behind the patient 100-800 quanta per pixel (log-uniform): 1/sqrt(N)
-      = 3.5-10 % before the detector PSF, 2-5 % per pixel after it (the PSF averages over
+    * Detected counts behind the patient 130-650 quanta per pixel (log-uniform): 1/sqrt(N)
+      = 4-9 % before the detector PSF, 2-5 % per pixel after it (the PSF averages over
       ~4-10 pixels of noise), as cine detector doses (~0.1-0.2 uGy/frame) give.
     * Focal spot 0.3-1.0 mm; detector PSF 0.5-1.0 px (Gaussian 70 %, exponential tails 30 %).
     * Vignetting 0-30 % corner loss, heel 0-8 %; collimation: none in 25 % of views,
@@ -178,9 +178,9 @@ def draw_imaging_params(
       30 %, blade penumbra 1-4 px, transmission 0.5-4 %.
     * Scatter-to-primary 0.3-1.2 behind the grid; clutter 0.3-1.6.
     * Display: DRC 0.5-0.85 (sigma 20-50 px), window at the 0.2-1 % / 99-99.8 % quantiles
-      widened 20-40 % each side, in-field median at display level 0.38-0.5 (the real
-      clinical frames: 0.41-0.44, p5-p95 spread 0.29-0.35), gamma 0.8-1.25, unsharp
-      masking 0.2-1.5 (sigma 2-8 px) in 80 % of views.
+      widened 30-50 % each side, in-field median at display level 0.4-0.48 (the real
+      clinical frames: 0.41-0.44, p5-p95 spread 0.29-0.35), gamma 0.9-1.12, unsharp
+      masking 0.2-1.0 (sigma 2-8 px) in 80 % of views.
     * 8 bits stored in 80 % of views, 12 in 20 % (both occur in real XA files).
     """
     energy = rng.uniform(50.0, 65.0)
@@ -206,10 +206,10 @@ def draw_imaging_params(
         drc_sigma_px=float(rng.uniform(20.0, 50.0)),
         window_lo_q=float(rng.uniform(0.002, 0.01)),
         window_hi_q=float(rng.uniform(0.99, 0.998)),
-        window_margin=float(rng.uniform(0.2, 0.4)),
-        window_level=float(rng.uniform(0.38, 0.5)),
-        gamma=float(rng.uniform(0.8, 1.25)),
-        unsharp_amount=float(rng.uniform(0.2, 1.5)) if rng.random() < 0.8 else 0.0,
+        window_margin=float(rng.uniform(0.3, 0.5)),
+        window_level=float(rng.uniform(0.4, 0.48)),
+        gamma=float(rng.uniform(0.9, 1.12)),
+        unsharp_amount=float(rng.uniform(0.2, 1.0)) if rng.random() < 0.8 else 0.0,
         unsharp_sigma_px=float(rng.uniform(2.0, 8.0)),
     )
     return ImagingParams(
@@ -218,7 +218,7 @@ def draw_imaging_params(
         fill_artery=float(rng.uniform(0.55, 1.0)),
         fill_catheter=float(rng.uniform(0.85, 1.0)),
         catheter_wall_mu_per_mm=float(rng.uniform(0.02, 0.08)),
-        counts_behind_patient=float(np.exp(rng.uniform(np.log(100.0), np.log(800.0)))),
+        counts_behind_patient=float(np.exp(rng.uniform(np.log(130.0), np.log(650.0)))),
         focal_spot_mm=float(rng.uniform(0.3, 1.0)),
         detector_psf="gaussian" if rng.random() < 0.7 else "exponential",
         detector_psf_px=float(rng.uniform(0.5, 1.0)),
