@@ -658,7 +658,7 @@ def chest_integral(
     H, W = rays.height, rays.width
     # Heart and diaphragm edges softened by ~4 px: cardiac and respiratory motion during
     # the pulse and the heart not being an exact ellipsoid.
-    soft = ndi.gaussian_filter(soft_tissue_integral(chest, rays, mat, step=2), 2.0)
+    soft = ndi.gaussian_filter(soft_tissue_integral(chest, rays, mat, step=4), 1.0)
     total = upsample(soft, H, W)
     # The spine is blurred by several pixels (see spine_integral): a half-resolution grid
     # (coarse pixel i at full pixel 2 i, as upsample expects) is accurate enough.
