@@ -1,6 +1,7 @@
 """Segmenter checkpoint -> ONNX, with checks.
 
     python -m export.onnx_export CHECKPOINT_DIR OUT.onnx [--fp16-weights] [--opset 17]
+                                 [--version V] [--register] [--parity-inputs crops.npy]
 
 CHECKPOINT_DIR holds ``model.safetensors`` (the state_dict) and ``config.json`` with at
 least ``{"arch": "unet", "encoder": ..., "in_channels": 1, "classes": 1,
@@ -15,7 +16,9 @@ config, the sha256 of the source weights and config, and how the weights are sto
 (:mod:`export.compact`): half the file, float32 arithmetic. Every export runs
 ``onnx.checker``, an ONNX Runtime optimisation check (all weight Casts folded) and a
 parity check against the torch model on seeded random inputs (``--parity-inputs`` adds
-real crops from an .npy file); the summary is printed as JSON.
+real crops from an .npy file); the summary is printed as JSON. ``--register`` adds the
+model to ``manifest.json`` in OUT's folder, which is how a model ships:
+``OUT = python/angio_deploy/models/segmenter.onnx``.
 
 The legacy TorchScript exporter (``dynamo=False``) is used: it needs no onnxscript and
 gives a plain opset-17 graph that ONNX Runtime and TensorRT 10 both take.
@@ -362,6 +365,30 @@ def export_checkpoint(
     )
 
 
+def register(result: ExportResult) -> dict[str, Any]:
+    """Add the exported model to the manifest of its folder (angio_deploy.models format)."""
+    from angio_deploy.models import register_model
+
+    meta = result.metadata
+    entry = register_model(
+        result.path,
+        name=meta["name"],
+        role=meta["role"],
+        version=meta["version"],
+        input={"name": INPUT_NAME, "dtype": "float32", "shape": json.loads(meta["input_shape"])},
+        output={
+            "name": OUTPUT_NAME,
+            "dtype": "float32",
+            "shape": json.loads(meta["output_shape"]),
+        },
+        crop=json.loads(meta["crop"]),
+        encoder=meta["encoder"],
+        weights_storage=meta["weights_storage"],
+        source_sha256=meta["source_sha256"],
+    )
+    return entry.as_dict()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m export.onnx_export", description=__doc__.split("\n")[0]
@@ -375,6 +402,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-parity", action="store_true", help="skip the torch vs ORT check")
     p.add_argument("--parity-batch", type=int, default=2)
     p.add_argument("--parity-inputs", type=Path, help=".npy of normalised crops (N,C,H,W)")
+    p.add_argument(
+        "--register",
+        action="store_true",
+        help="add/replace the model's entry in manifest.json of OUT's folder (shipping: "
+        "OUT inside python/angio_deploy/models/)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
@@ -393,7 +426,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 65
-    print(json.dumps(result.as_dict(), indent=2))
+    summary = result.as_dict()
+    if args.register:
+        summary["manifest_entry"] = register(result)
+    print(json.dumps(summary, indent=2))
     return 0
 
 
