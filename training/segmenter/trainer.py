@@ -1,0 +1,427 @@
+"""The segmenter's training loop (3DAngioNet section 3.2), resumable at any point.
+
+Adam (lr 1e-3), ExponentialLR 0.96 stepped once an epoch, batch 8, BCE + Dice loss; the
+model is validated after every epoch (and when a run stops early) by the mean Dice at
+probability 0.5 over the validation cache's main-SOI crops, and the best one is kept in
+``OUT/best``. ``OUT/last`` is rewritten every ``save_every`` steps and after every
+validation, with everything a resumed run needs to continue bit-for-bit: model, Adam
+state, scheduler, counters, the torch RNG state (EfficientNet's drop-connect uses it) and
+the data position (epoch, batch in epoch; see :mod:`.dataset`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .augment import AugmentParams, CropParams
+from .cache import SegCache
+from .checkpoint import (
+    OPTIM_FILE,
+    RNG_KEY,
+    find_checkpoint,
+    load_tensors,
+    optimizer_state_dict,
+    save_checkpoint,
+    verify_checkpoint,
+)
+from .dataset import EpochBatchSampler, SegDataset
+from .losses import BCEDiceLoss, dice_per_sample
+from .model import ENCODER, architecture, build_segmenter, load_encoder_weights
+
+log = logging.getLogger("training.segmenter")
+
+NORMALIZATION = "per-crop zero mean, unit sd (angio_deploy.pipeline.crop.normalize_crop)"
+LOG_FILE = "train_log.jsonl"
+CONFIG_FORMAT = "angio-deploy-segmenter/1"
+#: Settings a resumed run must share with the run it continues.
+_RESUME_KEYS = ("batch_size", "seed", "crop", "augment", "segments", "n_train", "lr", "gamma")
+
+
+@dataclass
+class TrainConfig:
+    data: Path
+    out: Path
+    epochs: int = 100
+    max_steps: int | None = None
+    resume: bool = False
+    batch_size: int = 8
+    lr: float = 1e-3
+    gamma: float = 0.96
+    seed: int = 0
+    threads: int = 2
+    workers: int = 1
+    log_every: int = 10
+    save_every: int = 200
+    channels_last: bool = True
+    segments: str = "all"
+    val_limit: int | None = None
+    val_batch: int = 16
+    encoder: str = ENCODER
+    encoder_weights: Path | None = None
+    crop: CropParams = field(default_factory=CropParams)
+    augment: AugmentParams = field(default_factory=AugmentParams)
+
+    def run_signature(self, n_train: int) -> dict[str, Any]:
+        return {
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "crop": self.crop.to_dict(),
+            "augment": self.augment.to_dict(),
+            "segments": self.segments,
+            "n_train": n_train,
+            "lr": self.lr,
+            "gamma": self.gamma,
+        }
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return record.getMessage()
+
+
+def _log_json(rec: dict[str, Any]) -> None:
+    log.info(json.dumps(rec, sort_keys=False))
+
+
+def _setup_logging(out: Path) -> list[logging.Handler]:
+    out.mkdir(parents=True, exist_ok=True)
+    handlers: list[logging.Handler] = [
+        logging.FileHandler(out / LOG_FILE, encoding="utf-8"),
+        logging.StreamHandler(sys.stdout),
+    ]
+    for h in handlers:
+        h.setFormatter(_JsonFormatter())
+        log.addHandler(h)
+    log.setLevel(logging.INFO)
+    return handlers
+
+
+def _cache_summary(cache: SegCache) -> dict[str, Any]:
+    keys = (
+        "source",
+        "generator_version",
+        "package_version",
+        "seeds",
+        "case_keys",
+        "n_cases",
+        "n_samples",
+        "size",
+        "include_side_branches",
+        "main_mask",
+    )
+    return {"path": str(cache.path), **{k: cache.meta.get(k) for k in keys}}
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+class _Validator:
+    """Validation crops (main SOI, no augmentation) rendered once and kept in memory."""
+
+    def __init__(self, ds: SegDataset, limit: int | None, batch: int):
+        n = len(ds) if limit is None else min(limit, len(ds))
+        xs, ys = zip(*(ds[i] for i in range(n)), strict=True) if n else ((), ())
+        self.x = torch.stack(xs) if n else None
+        self.y = torch.stack(ys) if n else None
+        self.batch = batch
+        self.loss = BCEDiceLoss()
+
+    def __call__(self, model: torch.nn.Module, channels_last: bool) -> dict[str, float]:
+        if self.x is None:
+            return {}
+        model.eval()
+        dices, losses = [], []
+        with torch.inference_mode():
+            for i in range(0, len(self.x), self.batch):
+                x, y = self.x[i : i + self.batch], self.y[i : i + self.batch]
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                logits = model(x)
+                dices.append(dice_per_sample(logits, y))
+                losses.append(self.loss(logits, y).item() * len(x))
+        model.train()
+        d = torch.cat(dices).numpy()
+        return {
+            "val_dice": float(d.mean()),
+            "val_dice_median": float(np.median(d)),
+            "val_dice_p10": float(np.percentile(d, 10)),
+            "val_loss": float(sum(losses) / len(d)),
+            "val_n": len(d),
+        }
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train (or resume); returns a summary with the final counters and best metric."""
+    out = Path(cfg.out)
+    handlers = _setup_logging(out)
+    try:
+        return _train(cfg, out)
+    finally:
+        for h in handlers:
+            log.removeHandler(h)
+            h.close()
+
+
+def _train(cfg: TrainConfig, out: Path) -> dict[str, Any]:
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    data = Path(cfg.data)
+    train_cache, val_cache = SegCache(data / "train"), SegCache(data / "val")
+    train_ds = SegDataset(
+        train_cache, crop=cfg.crop, augment=cfg.augment, segments=cfg.segments, seed=cfg.seed
+    )
+    val_ds = SegDataset(val_cache, crop=cfg.crop, augment=None, segments="main")
+    n_train = len(train_ds)
+    per_epoch = EpochBatchSampler.batches_per_epoch(n_train, cfg.batch_size)
+    if per_epoch == 0:
+        raise ValueError(f"{n_train} training samples make no batch of {cfg.batch_size}")
+    signature = cfg.run_signature(n_train)
+
+    model = build_segmenter(cfg.encoder)
+    encoder_init: Any = "random (trained from scratch)"
+    if cfg.encoder_weights is not None:
+        encoder_init = load_encoder_weights(model, cfg.encoder_weights)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
+    st: dict[str, Any] = {
+        "epoch": 0,
+        "batch_in_epoch": 0,
+        "step": 0,
+        "best_val_dice": None,
+        "best_step": None,
+        "history": [],
+    }
+
+    last = find_checkpoint(out, "last")
+    if last is not None and not cfg.resume:
+        raise FileExistsError(f"{last}: a run exists here; pass --resume or choose another --out")
+    if cfg.resume and last is not None:
+        saved = verify_checkpoint(last)
+        for k in _RESUME_KEYS:
+            if saved["run"].get(k) != signature[k]:
+                raise ValueError(
+                    f"{last}: cannot resume with a different {k} "
+                    f"({saved['run'].get(k)!r} -> {signature[k]!r})"
+                )
+        model.load_state_dict(load_tensors(last / "model.safetensors"))
+        tensors = load_tensors(last / OPTIM_FILE)
+        opt.load_state_dict(optimizer_state_dict(tensors, saved["optimizer"]))
+        sched.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(tensors[RNG_KEY])
+        encoder_init = saved.get("encoder_init", encoder_init)
+        for k in ("epoch", "batch_in_epoch", "step", "best_val_dice", "best_step", "history"):
+            st[k] = saved[k]
+        _log_json(
+            {
+                "event": "resume",
+                "from": str(last),
+                **{k: st[k] for k in ("epoch", "batch_in_epoch", "step")},
+            }
+        )
+    elif cfg.resume:
+        _log_json({"event": "resume", "from": None, "note": "no checkpoint found, starting fresh"})
+
+    validator = _Validator(val_ds, cfg.val_limit, cfg.val_batch)
+    loss_fn = BCEDiceLoss()
+
+    def config_for(metrics: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "format": CONFIG_FORMAT,
+            **architecture(cfg.encoder),
+            "crop": cfg.crop.to_dict(),
+            "normalization": NORMALIZATION,
+            "input": {
+                "name": "image",
+                "shape": ["N", 1, cfg.crop.height, cfg.crop.width],
+                "dtype": "float32",
+                "source": "view image in [0, 1] (MONOCHROME2), SoiCrop.warp (linear), "
+                "then normalize_crop",
+            },
+            "output": {"name": "logits", "probability": "sigmoid(logits)", "threshold": 0.5},
+            "encoder_init": encoder_init,
+            "data": {"train": _cache_summary(train_cache), "val": _cache_summary(val_cache)},
+            "training": {
+                "loss": "BCE + soft Dice (probabilities, smooth 1)",
+                "optimizer": "Adam",
+                "lr": cfg.lr,
+                "lr_schedule": f"ExponentialLR gamma {cfg.gamma} per epoch",
+                "batch_size": cfg.batch_size,
+                "epochs": cfg.epochs,
+                "seed": cfg.seed,
+                "segments": cfg.segments,
+                "augment": cfg.augment.to_dict(),
+                "channels_last": cfg.channels_last,
+            },
+            "metrics": metrics,
+            "epoch": st["epoch"],
+            "step": st["step"],
+            "versions": _versions(),
+            "created_unix": round(time.time(), 3),
+        }
+
+    def save_last(rng_state: torch.Tensor, metrics: dict[str, Any]) -> None:
+        state = {
+            **{
+                k: st[k]
+                for k in (
+                    "epoch",
+                    "batch_in_epoch",
+                    "step",
+                    "best_val_dice",
+                    "best_step",
+                    "history",
+                )
+            },
+            "batches_per_epoch": per_epoch,
+            "scheduler": sched.state_dict(),
+            "run": signature,
+            "encoder_init": encoder_init,
+        }
+        save_checkpoint(
+            out / "last",
+            model=model,
+            config=config_for(metrics),
+            state=state,
+            optimizer=opt,
+            rng_state=rng_state,
+        )
+
+    def validate_and_save(rng_state: torch.Tensor) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        metrics = validator(model, cfg.channels_last)
+        metrics["val_seconds"] = round(time.perf_counter() - t0, 2)
+        rec = {"event": "val", "epoch": st["epoch"], "step": st["step"], **metrics}
+        st["history"].append({k: v for k, v in rec.items() if k != "event"})
+        best = st["best_val_dice"]
+        if metrics.get("val_dice") is not None and (best is None or metrics["val_dice"] > best):
+            st["best_val_dice"], st["best_step"] = metrics["val_dice"], st["step"]
+            save_checkpoint(
+                out / "best",
+                model=model,
+                config=config_for(metrics),
+                state={
+                    "epoch": st["epoch"],
+                    "step": st["step"],
+                    "run": signature,
+                    "best_val_dice": metrics["val_dice"],
+                },
+            )
+            rec["best"] = True
+        _log_json(rec)
+        save_last(rng_state, metrics)
+        return metrics
+
+    _log_json(
+        {
+            "event": "start",
+            "n_train": n_train,
+            "n_val": len(val_ds) if cfg.val_limit is None else min(cfg.val_limit, len(val_ds)),
+            "batches_per_epoch": per_epoch,
+            "threads": torch.get_num_threads(),
+            "workers": cfg.workers,
+            "epoch": st["epoch"],
+            "step": st["step"],
+        }
+    )
+    model.train()
+    stop = cfg.max_steps is not None and st["step"] >= cfg.max_steps
+    window: list[tuple[float, float, float]] = []
+    while st["epoch"] < cfg.epochs and not stop:
+        sampler = EpochBatchSampler(
+            n_train, cfg.batch_size, cfg.seed, st["epoch"], start_batch=st["batch_in_epoch"]
+        )
+        loader = DataLoader(
+            train_ds,
+            batch_sampler=sampler,
+            num_workers=cfg.workers,
+            worker_init_fn=_worker_init if cfg.workers else None,
+            # A private generator: creating a loader must not draw from the global RNG,
+            # or a resumed run would diverge from an uninterrupted one.
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
+        t_data = time.perf_counter()
+        for x, y in loader:
+            data_s = time.perf_counter() - t_data
+            t0 = time.perf_counter()
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            logits = model(x)
+            bce, dice = loss_fn.parts(logits, y)
+            loss = bce + dice
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step_s = time.perf_counter() - t0
+            st["step"] += 1
+            st["batch_in_epoch"] += 1
+            loss_v = loss.item()
+            window.append((loss_v, step_s, data_s))
+            if not math.isfinite(loss_v):
+                raise FloatingPointError(f"step {st['step']}: loss is {loss_v}")
+            if st["step"] % cfg.log_every == 0 or st["step"] == 1:
+                w = np.asarray(window)
+                _log_json(
+                    {
+                        "event": "train",
+                        "epoch": st["epoch"],
+                        "batch": st["batch_in_epoch"],
+                        "step": st["step"],
+                        "loss": loss_v,
+                        "bce": bce.item(),
+                        "dice_loss": dice.item(),
+                        "loss_avg": float(w[:, 0].mean()),
+                        "lr": opt.param_groups[0]["lr"],
+                        "step_s": round(float(w[:, 1].mean()), 4),
+                        "data_wait_s": round(float(w[:, 2].mean()), 4),
+                    }
+                )
+                window = []
+            if cfg.max_steps is not None and st["step"] >= cfg.max_steps:
+                stop = True
+            if st["batch_in_epoch"] >= per_epoch or stop:
+                break
+            if cfg.save_every and st["step"] % cfg.save_every == 0:
+                save_last(torch.get_rng_state(), {})
+                _log_json({"event": "checkpoint", "step": st["step"], "path": str(out / "last")})
+            t_data = time.perf_counter()
+        del loader
+        if st["batch_in_epoch"] >= per_epoch:
+            st["epoch"] += 1
+            st["batch_in_epoch"] = 0
+            sched.step()
+            validate_and_save(torch.get_rng_state())
+        elif stop:
+            validate_and_save(torch.get_rng_state())
+    summary = {
+        "event": "done",
+        "epoch": st["epoch"],
+        "step": st["step"],
+        "best_val_dice": st["best_val_dice"],
+        "best_step": st["best_step"],
+        "last": str(out / "last"),
+        "best": str(out / "best"),
+    }
+    _log_json(summary)
+    return summary
+
+
+def _versions() -> dict[str, str]:
+    import segmentation_models_pytorch as smp
+
+    from angio_deploy._version import __version__
+
+    return {"torch": torch.__version__, "smp": smp.__version__, "angio_deploy": __version__}
