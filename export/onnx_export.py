@@ -323,7 +323,7 @@ def export_checkpoint(
     meta = metadata_for(
         config,
         name=name,
-        version=version or str(config.get("version", "0")),
+        version=version or str(config.get("version") or weights_sha[:12]),
         source_sha256=weights_sha,
         config_sha256=sha256_file(checkpoint_dir / CONFIG_FILE),
         weights_storage="float16 (Cast to float32 in graph)" if fp16 else "float32",
