@@ -73,7 +73,8 @@ class TrainConfig:
     augment: AugmentParams = field(default_factory=AugmentParams)
 
     def run_signature(self, n_train: int) -> dict[str, Any]:
-        return {
+        """JSON-normalised settings a resumed run must share (tuples become lists)."""
+        sig = {
             "batch_size": self.batch_size,
             "seed": self.seed,
             "crop": self.crop.to_dict(),
@@ -83,6 +84,7 @@ class TrainConfig:
             "lr": self.lr,
             "gamma": self.gamma,
         }
+        return json.loads(json.dumps(sig))
 
 
 class _JsonFormatter(logging.Formatter):
