@@ -75,3 +75,36 @@ def test_resume_refuses_changed_settings(seg_data, tmp_path):
                 *("--batch-size", "4"),
             ]
         )
+
+
+def test_sigterm_saves_last_after_the_current_step(seg_data, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from training.segmenter.augment import CropParams
+    from training.segmenter.trainer import TrainConfig, _StopFlag, train
+
+    with _StopFlag() as flag:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert flag.signal == signal.SIGTERM
+    cfg = TrainConfig(
+        data=seg_data,
+        out=tmp_path / "s",
+        max_steps=4,
+        batch_size=2,
+        crop=CropParams(width=128, height=64),
+    )
+    import training.segmenter.trainer as tr
+
+    class Preset(_StopFlag):
+        def __enter__(self):
+            self.signal = signal.SIGTERM
+            return self
+
+    monkeypatch.setattr(tr, "_StopFlag", Preset)
+    summary = train(cfg)
+    monkeypatch.undo()
+    assert summary["event"] == "interrupted" and summary["step"] == 1
+    assert verify_checkpoint(tmp_path / "s" / "last")["step"] == 1
+    cfg.resume = True
+    assert train(cfg)["step"] == 4

@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +62,7 @@ class TrainConfig:
     gamma: float = 0.96
     seed: int = 0
     threads: int = 2
-    workers: int = 1
+    workers: int = 0
     log_every: int = 10
     save_every: int = 200
     channels_last: bool = True
@@ -164,19 +166,44 @@ class _Validator:
         }
 
 
+class _StopFlag:
+    """SIGTERM / SIGINT ask the loop to save ``last`` after the current step and exit
+    (a hard kill is safe too, it only loses the steps since the last save)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.signal is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume); returns a summary with the final counters and best metric."""
     out = Path(cfg.out)
     handlers = _setup_logging(out)
     try:
-        return _train(cfg, out)
+        with _StopFlag() as flag:
+            return _train(cfg, out, flag)
     finally:
         for h in handlers:
             log.removeHandler(h)
             h.close()
 
 
-def _train(cfg: TrainConfig, out: Path) -> dict[str, Any]:
+def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     data = Path(cfg.data)
@@ -396,6 +423,10 @@ def _train(cfg: TrainConfig, out: Path) -> dict[str, Any]:
                 stop = True
             if st["batch_in_epoch"] >= per_epoch or stop:
                 break
+            if flag is not None and flag.signal is not None:
+                save_last(torch.get_rng_state(), {})
+                _log_json({"event": "interrupted", "signal": flag.signal, "step": st["step"]})
+                return {"event": "interrupted", "step": st["step"], "last": str(out / "last")}
             if cfg.save_every and st["step"] % cfg.save_every == 0:
                 save_last(torch.get_rng_state(), {})
                 _log_json({"event": "checkpoint", "step": st["step"], "path": str(out / "last")})
@@ -408,6 +439,9 @@ def _train(cfg: TrainConfig, out: Path) -> dict[str, Any]:
             validate_and_save(torch.get_rng_state())
         elif stop:
             validate_and_save(torch.get_rng_state())
+        if flag is not None and flag.signal is not None:  # last/ was just saved
+            _log_json({"event": "interrupted", "signal": flag.signal, "step": st["step"]})
+            return {"event": "interrupted", "step": st["step"], "last": str(out / "last")}
     summary = {
         "event": "done",
         "epoch": st["epoch"],
