@@ -30,7 +30,10 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
 
+    import numpy as np
+
     from angio_deploy import kernels
+    from angio_deploy.synth.anatomy import generate_anatomy
     from angio_deploy.synth.engine import generate_case, write_case
 
     generate_case(args.first_seed + 10_000, size=512)  # warm-up: imports, caches
@@ -45,6 +48,11 @@ def main() -> None:
             t2 = time.perf_counter()
             gen.append(t1 - t0)
             wr.append(t2 - t1)
+    anat = []
+    for i in range(args.count):
+        t0 = time.perf_counter()
+        generate_anatomy(np.random.default_rng(args.first_seed + i))
+        anat.append(time.perf_counter() - t0)
     total = sum(gen) + sum(wr)
     print(f"kernels backend: {kernels.BACKEND}; cores used: 1; cases: {args.count} at 512 x 512")
     print("| stage | median ms | mean ms |")
