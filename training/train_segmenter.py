@@ -12,14 +12,22 @@ it stopped (a kill at any moment is safe); without it an existing run is not tou
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from training.segmenter.augment import AugmentParams, CropParams
-from training.segmenter.trainer import TrainConfig, train
+#: OpenMP threads that sleep instead of spinning at barriers: on a 2-core machine shared
+#: with any other job (a data build, an evaluation) spinning threads slowed a step from
+#: ~2.5 s to 5-25 s; set OMP_WAIT_POLICY yourself to override.
+_OMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for key, value in _OMP_DEFAULTS.items():  # before torch loads its OpenMP runtime
+        os.environ.setdefault(key, value)
+    from training.segmenter.augment import AugmentParams, CropParams
+    from training.segmenter.trainer import TrainConfig, train
+
     ap = argparse.ArgumentParser(
         prog="python -m training.train_segmenter",
         description=__doc__,

@@ -12,7 +12,10 @@ from .test_checkpoint import assert_no_pickles
 
 pytestmark = pytest.mark.slow
 
-SMALL = ["--crop-width", "128", "--crop-height", "64", "--batch-size", "2", "--workers", "0"]
+SMALL = [
+    *("--crop-width", "128", "--crop-height", "64"),
+    *("--batch-size", "2", "--workers", "0", "--threads", "1"),
+]
 
 
 def _train(data, out, *extra):
@@ -72,7 +75,7 @@ def test_resume_refuses_changed_settings(seg_data, tmp_path):
             [
                 *("--data", str(seg_data), "--out", str(tmp_path / "r"), "--resume"),
                 *("--max-steps", "2", "--crop-width", "128", "--crop-height", "64"),
-                *("--batch-size", "4"),
+                *("--batch-size", "4", "--threads", "1"),
             ]
         )
 
@@ -92,6 +95,7 @@ def test_sigterm_saves_last_after_the_current_step(seg_data, tmp_path, monkeypat
         out=tmp_path / "s",
         max_steps=4,
         batch_size=2,
+        threads=1,
         crop=CropParams(width=128, height=64),
     )
     import training.segmenter.trainer as tr
