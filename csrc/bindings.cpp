@@ -98,8 +98,10 @@ py::tuple correspond_centrelines(const f64array& P1, const f64array& P2, const f
   return py::make_tuple(out, partners);
 }
 
-py::tuple tube_mesh(const f64array& centres, const f64array& axes, index_t n_around, bool caps) {
+py::tuple tube_mesh(const f64array& centres, const f64array& axes, index_t n_around, bool caps,
+                    const f64array& reference) {
   require_shape(centres, "centres", {-1, 3});
+  require_shape(reference, "reference", {3});
   require_shape(axes, "axes", {centres.shape(0), 3});
   const index_t n = centres.shape(0);
   if (n < 2) throw py::value_error("a tube needs at least 2 centre points");
@@ -107,12 +109,12 @@ py::tuple tube_mesh(const f64array& centres, const f64array& axes, index_t n_aro
   const index_t nf = angio::tube_face_count(n, n_around, caps);
   py::array_t<double> V({n * n_around, index_t(3)});
   py::array_t<std::int64_t> F({nf, index_t(3)});
-  const double *c = centres.data(), *a = axes.data();
+  const double *c = centres.data(), *a = axes.data(), *r = reference.data();
   double* v = V.mutable_data();
   index_t* f = F.mutable_data();
   {
     py::gil_scoped_release release;
-    angio::tube_vertices(c, a, n, n_around, v);
+    angio::tube_vertices(c, a, n, n_around, r, v);
     angio::tube_faces(n, n_around, caps, f);
   }
   return py::make_tuple(V, F);
@@ -219,8 +221,9 @@ PYBIND11_MODULE(_native, m) {
         py::arg("line1"), py::arg("line2"), py::arg("n_out"), py::arg("iterations"),
         "Two 2D centrelines (px) -> 3D centreline (n_out, 3) mm and partners (M1, 2) px.");
   m.def("tube_mesh", &tube_mesh, py::arg("centres"), py::arg("axes"), py::arg("n_around"),
-        py::arg("caps"),
-        "Centres (N, 3) mm, ellipses (N, 3) (a mm, b mm, theta rad) -> vertices, int64 faces.");
+        py::arg("caps"), py::arg("reference"),
+        "Centres (N, 3) mm, ellipses (N, 3) (a mm, b mm, theta rad), reference direction (3,)\n"
+        "(zeros: least-aligned axis) -> vertices, int64 faces.");
   m.def("sample_bilinear", &sample_bilinear, py::arg("maps"), py::arg("uv"), py::arg("width"),
         py::arg("height"),
         "Bilinear samples of (H, W, C) maps at image pixels uv (N, 2) -> (N, sum C).");

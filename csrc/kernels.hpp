@@ -32,7 +32,7 @@ void correspond_centrelines(const double* P1, const double* P2, const double* li
 // Ring vertices (n * n_around, 3) mm around centres (n, 3) mm with ellipses (n, 3) =
 // (a mm, b mm, theta rad) in rotation-minimising frames.
 void tube_vertices(const double* centres, const double* axes, index_t n, index_t n_around,
-                   double* vertices);
+                   const double* reference, double* vertices);
 index_t tube_face_count(index_t n_rings, index_t n_around, bool caps);
 void tube_faces(index_t n_rings, index_t n_around, bool caps, index_t* faces);
 

@@ -10,6 +10,7 @@ namespace angio {
 namespace {
 
 constexpr double kPi = 3.141592653589793;  // == math.pi
+constexpr double kMinReferenceNorm = 1e-3;  // twin: MIN_REFERENCE_NORM
 
 inline Vec3 centre(const double* c, index_t i) { return {c[3 * i], c[3 * i + 1], c[3 * i + 2]}; }
 
@@ -43,6 +44,17 @@ std::vector<Vec3> tangents(const double* c, index_t n) {
   return out;
 }
 
+// The first frame normal: the reference direction made orthogonal to the tangent, or the
+// least-aligned world axis rule when there is no usable reference (twin: _start_normal).
+Vec3 start_normal(const Vec3& t, const double* ref) {
+  const double rx = ref[0], ry = ref[1], rz = ref[2];
+  const double d = rx * t.x + ry * t.y + rz * t.z;
+  const double x = rx - d * t.x, y = ry - d * t.y, z = rz - d * t.z;
+  const double n = std::sqrt(x * x + y * y + z * z);
+  if (n > kMinReferenceNorm) return {x / n, y / n, z / n};
+  return initial_normal(t);
+}
+
 // Reflect x in the plane normal to v with |v|^2 = c: x - (2 / c * (v . x)) v.
 inline Vec3 reflect(const Vec3& v, double c, const Vec3& x) {
   const double k = 2.0 / c * dot(v, x);
@@ -50,9 +62,10 @@ inline Vec3 reflect(const Vec3& v, double c, const Vec3& x) {
 }
 
 // Normals r_i of the rotation-minimising frames (twin: frames).
-std::vector<Vec3> normals(const double* c, index_t n, const std::vector<Vec3>& T) {
+std::vector<Vec3> normals(const double* c, index_t n, const std::vector<Vec3>& T,
+                          const double* ref) {
   std::vector<Vec3> R(static_cast<size_t>(n));
-  R[0] = initial_normal(T[0]);
+  R[0] = start_normal(T[0], ref);
   for (index_t i = 0; i + 1 < n; ++i) {
     const Vec3& r = R[i];
     const Vec3& t = T[i];
@@ -78,9 +91,9 @@ std::vector<Vec3> normals(const double* c, index_t n, const std::vector<Vec3>& T
 }  // namespace
 
 void tube_vertices(const double* centres, const double* axes, index_t n, index_t n_around,
-                   double* vertices) {
+                   const double* reference, double* vertices) {
   const std::vector<Vec3> T = tangents(centres, n);
-  const std::vector<Vec3> R = normals(centres, n, T);
+  const std::vector<Vec3> R = normals(centres, n, T, reference);
   std::vector<double> cph(static_cast<size_t>(n_around)), sph(static_cast<size_t>(n_around));
   for (index_t j = 0; j < n_around; ++j) {
     const double phi = 2.0 * kPi * static_cast<double>(j) / static_cast<double>(n_around);
@@ -96,10 +109,14 @@ void tube_vertices(const double* centres, const double* axes, index_t n, index_t
     const double cx = centres[3 * i], cy = centres[3 * i + 1], cz = centres[3 * i + 2];
     double* V = vertices + 3 * n_around * i;
     for (index_t j = 0; j < n_around; ++j) {
-      const double ea = a * cph[j];
-      const double eb = b * sph[j];
-      const double x = ea * ct - eb * st;
-      const double y = ea * st + eb * ct;
+      // Vertex j lies on the ray at angle phi_j; its distance is the ellipse's polar radius.
+      const double cd = cph[j] * ct + sph[j] * st;
+      const double sd = sph[j] * ct - cph[j] * st;
+      const double bc = b * cd;
+      const double as = a * sd;
+      const double rho = a * b / std::sqrt(bc * bc + as * as);
+      const double x = rho * cph[j];
+      const double y = rho * sph[j];
       V[3 * j] = cx + x * r.x + y * s.x;
       V[3 * j + 1] = cy + x * r.y + y * s.y;
       V[3 * j + 2] = cz + x * r.z + y * s.z;

@@ -29,9 +29,10 @@ def correspond_centrelines(
     """2D centrelines (M1, 2), (M2, 2) px -> 3D centreline (n_out, 3) mm, partners (M1, 2)."""
 
 def tube_mesh(
-    centres: F64, axes: F64, n_around: int, caps: bool
+    centres: F64, axes: F64, n_around: int, caps: bool, reference: F64
 ) -> tuple[F64, npt.NDArray[np.int64]]:
-    """Centres (N, 3) mm, ellipses (N, 3) (a mm, b mm, theta rad) -> vertices, faces int64."""
+    """Centres (N, 3) mm, ellipses (N, 3) (a mm, b mm, theta rad), reference (3,)
+    (zeros: least-aligned world axis) -> vertices, faces int64."""
 
 def sample_bilinear(
     maps: Sequence[npt.NDArray[np.float32]] | Sequence[F64], uv: F64, width: int, height: int

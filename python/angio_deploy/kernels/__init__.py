@@ -134,13 +134,24 @@ class Kernels:
 
     # -- meshing ------------------------------------------------------------------
     def tube_mesh(
-        self, centres, radii=None, *, ellipses=None, n_around: int = 60, caps: bool = False
+        self,
+        centres,
+        radii=None,
+        *,
+        ellipses=None,
+        n_around: int = 60,
+        caps: bool = False,
+        reference=None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Tube around centres (N, 3) mm -> vertices (N * n_around, 3) mm, faces (F, 3) int64.
 
         Give ``radii`` (N,) mm for circular rings or ``ellipses`` (N, 3) = (semi-axis a mm,
         semi-axis b mm, angle of a from the frame normal in radians). ``caps`` closes both
-        ends (watertight) without adding vertices.
+        ends (watertight) without adding vertices. Vertex j of a ring lies on the ray at
+        angle 2 pi j / n_around from the ring's frame normal (at the ellipse's distance in
+        that direction). ``reference`` (3,) fixes the first frame normal: the reference
+        made orthogonal to the first tangent (default: the world axis least aligned with
+        it); later frames are rotation-minimising.
         """
         c = _f64(centres, "centres", (3,), ndim=2)
         if c.shape[0] < 2:
@@ -158,7 +169,8 @@ class Kernels:
                 raise ValueError(f"ellipses has {axes.shape[0]} rows for {c.shape[0]} centres")
         if n_around < 3:
             raise ValueError("n_around must be >= 3")
-        return self._impl.tube_mesh(c, axes, int(n_around), bool(caps))
+        ref = np.zeros(3) if reference is None else _f64(reference, "reference", (3,), ndim=1)
+        return self._impl.tube_mesh(c, axes, int(n_around), bool(caps), ref)
 
     # -- sampling and rasterisation -------------------------------------------------
     def sample_bilinear(

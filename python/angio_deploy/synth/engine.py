@@ -310,13 +310,14 @@ def write_case(case: SynthCase, case_dir: str | Path) -> Path:
 
         truth = tmp / "truth"
         truth.mkdir()
-        verts, faces = ring_mesh(case.rings)
+        ref = ring_reference(case)
+        verts, faces = ring_mesh(case.rings, reference=ref)
         write_ply(truth / "mesh.ply", verts, faces)
         write_centreline_csv(
             truth / "centreline.csv",
             case.rings.centres,
             case.rings.radius,
-            ellipse=case.rings.ellipses(),
+            ellipse=case.rings.ellipses(ref),
         )
         for k, spec in enumerate(case.views):
             Image.fromarray(case.masks[k] * 255).save(truth / f"mask_{spec.name}.png")
@@ -324,17 +325,25 @@ def write_case(case: SynthCase, case_dir: str | Path) -> Path:
             joined = joined_truth_mesh(case)
             write_ply(truth / "mesh_joined.ply", *joined)
             for j, r in enumerate(case.side_rings):
-                write_ply(truth / f"side_{j}.ply", *ring_mesh(r))
+                write_ply(truth / f"side_{j}.ply", *ring_mesh(r, reference=ref))
         (truth / "meta.json").write_text(_dumps(case.meta), encoding="utf-8")
     return case_dir
+
+
+def ring_reference(case: SynthCase) -> np.ndarray:
+    """Direction that fixes the ring vertex order of truth meshes: view A's viewing
+    direction (source to detector; view A's header is exact), as the pipeline uses."""
+    return case.views[0].header.direction
 
 
 def joined_truth_mesh(case: SynthCase) -> tuple[np.ndarray, np.ndarray]:
     """Boolean union (manifold3d) of the capped main and side-branch truth meshes."""
     import manifold3d as m3
 
+    ref = ring_reference(case)
+
     def manifold(r: Rings) -> m3.Manifold:
-        v, f = ring_mesh(r, caps=True)
+        v, f = ring_mesh(r, caps=True, reference=ref)
         return m3.Manifold(
             m3.Mesh(vert_properties=v.astype(np.float32), tri_verts=f.astype(np.uint32))
         )

@@ -41,9 +41,11 @@ class Rings:
         """Equivalent radius sqrt(a b) (N,) mm."""
         return np.sqrt(self.semi_axes[:, 0] * self.semi_axes[:, 1])
 
-    def ellipses(self) -> np.ndarray:
-        """(N, 3) = (a, b, angle of a from the tube mesher's frame normal, radians)."""
-        _, R, S = tube_frames(self.centres)
+    def ellipses(self, reference: np.ndarray | None = None) -> np.ndarray:
+        """(N, 3) = (a, b, angle of a from the tube mesher's frame normal, radians), for
+        frames started from ``reference`` (see :func:`ring_mesh`)."""
+        ref = np.zeros(3) if reference is None else np.asarray(reference, dtype=np.float64)
+        _, R, S = tube_frames(self.centres, ref)
         R = np.asarray(R)
         S = np.asarray(S)
         theta = np.arctan2(
@@ -85,9 +87,22 @@ def segment_rings(vessel: Vessel, soi: SegmentOfInterest, n_rings: int = N_RINGS
     return Rings(centres, axes, major, s_new, ref)
 
 
-def ring_mesh(rings: Rings, *, caps: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The 100 x 60 tube mesh of the rings: vertices (6000, 3) mm, faces int64."""
-    return kernels.tube_mesh(rings.centres, ellipses=rings.ellipses(), n_around=N_AROUND, caps=caps)
+def ring_mesh(
+    rings: Rings, *, caps: bool = False, reference: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The 100 x 60 tube mesh of the rings: vertices (6000, 3) mm, faces int64.
+
+    ``reference`` fixes where vertex 0 of ring 0 points (the direction made orthogonal to
+    the first tangent); the pipeline and the engine both use view A's viewing direction,
+    so predicted and true vertex j sit at the same angle and vertex-wise errors are radial.
+    """
+    return kernels.tube_mesh(
+        rings.centres,
+        ellipses=rings.ellipses(reference),
+        n_around=N_AROUND,
+        caps=caps,
+        reference=reference,
+    )
 
 
 def lumen_mask(geometry: ViewGeometry, pieces: list[dict[str, np.ndarray]]) -> np.ndarray:

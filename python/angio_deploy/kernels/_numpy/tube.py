@@ -1,8 +1,13 @@
 """Tube meshing with rotation-minimising frames (double reflection, Wang et al. 2008).
 
-Ring i, vertex j sits at angle phi_j = 2 pi j / n_around in the frame (r_i, s_i = t_i x r_i)
-around the centre c_i; an elliptical ring with semi-axes (a, b) has its a-axis turned by
-theta from r_i. Vertex index is i * n_around + j. Faces wind so their normals point
+Ring i, vertex j sits on the ray at angle phi_j = 2 pi j / n_around in the frame
+(r_i, s_i = t_i x r_i) from the centre c_i, at the distance of the ring's ellipse in that
+direction (its polar radius); the ellipse has semi-axes (a, b), its a-axis turned by theta
+from r_i. So vertex j of every ring points the same way relative to the frame whatever the
+lumen's shape, and vertex-wise comparison of two meshes measures radial differences. The
+first normal r_0 is a reference direction (e.g. view A's viewing direction) made
+orthogonal to the first tangent, when given; the frames then follow by rotation-minimising
+propagation. Vertex index is i * n_around + j. Faces wind so their normals point
 outward (right-hand rule). Optional caps close both ends with a fan from vertex j = 0
 of the end ring (no extra vertices, so the 100 x 60 vertex order is kept), making the
 mesh watertight.
@@ -56,12 +61,29 @@ def _initial_normal(t):
     return _normalize(e[0] - d * t[0], e[1] - d * t[1], e[2] - d * t[2])
 
 
-def frames(centres: np.ndarray):
-    """Tangents, normals r and binormals s = t x r along the centreline, as lists."""
+MIN_REFERENCE_NORM = 1e-3
+
+
+def _start_normal(t, ref):
+    # The reference made orthogonal to the tangent; the axis rule when that degenerates.
+    rx, ry, rz = float(ref[0]), float(ref[1]), float(ref[2])
+    d = rx * t[0] + ry * t[1] + rz * t[2]
+    x, y, z = rx - d * t[0], ry - d * t[1], rz - d * t[2]
+    n = math.sqrt(x * x + y * y + z * z)
+    if n > MIN_REFERENCE_NORM:
+        return x / n, y / n, z / n
+    return _initial_normal(t)
+
+
+def frames(centres: np.ndarray, reference=(0.0, 0.0, 0.0)):
+    """Tangents, normals r and binormals s = t x r along the centreline, as lists.
+
+    The first normal is ``reference`` made orthogonal to the first tangent (when that is
+    not degenerate), else the least-aligned world axis; then rotation-minimising."""
     c = centres.tolist()
     N = len(c)
     T = _tangents(c)
-    R = [_initial_normal(T[0])]
+    R = [_start_normal(T[0], reference)]
     for i in range(N - 1):
         r = R[i]
         t = T[i]
@@ -111,13 +133,13 @@ def tube_faces(n_rings: int, n_around: int, caps: bool) -> np.ndarray:
 
 
 def tube_mesh(
-    centres: np.ndarray, axes: np.ndarray, n_around: int, caps: bool
+    centres: np.ndarray, axes: np.ndarray, n_around: int, caps: bool, reference: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Centres (N, 3) mm and ring ellipses (N, 3) = (a mm, b mm, theta rad) -> mesh.
 
     Returns vertices (N * n_around, 3) float64 and faces (F, 3) int64.
     """
-    _, R, S = frames(centres)
+    _, R, S = frames(centres, reference)
     N = centres.shape[0]
     V = np.empty((N * n_around, 3))
     cph = [math.cos(2.0 * math.pi * j / n_around) for j in range(n_around)]
@@ -128,10 +150,14 @@ def tube_mesh(
         cx, cy, cz = (float(v) for v in centres[i])
         r, s = R[i], S[i]
         for j in range(n_around):
-            ea = a * cph[j]
-            eb = b * sph[j]
-            x = ea * ct - eb * st
-            y = ea * st + eb * ct
+            # Vertex j lies on the ray at angle phi_j, at the ellipse's polar radius.
+            cd = cph[j] * ct + sph[j] * st
+            sd = sph[j] * ct - cph[j] * st
+            bc = b * cd
+            as_ = a * sd
+            rho = a * b / math.sqrt(bc * bc + as_ * as_)
+            x = rho * cph[j]
+            y = rho * sph[j]
             V[i * n_around + j] = (
                 cx + x * r[0] + y * s[0],
                 cy + x * r[1] + y * s[1],
