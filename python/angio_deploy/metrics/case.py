@@ -1,0 +1,208 @@
+"""One case's METRICS.md row (:func:`evaluate_case`) and the summary over cases.
+
+A case is a result folder (``out/``: ``mesh.ply``, ``centreline.csv``, optionally
+``mesh_joined.ply``) and a truth folder (``truth/``: ``mesh.ply``, ``centreline.csv``,
+``mask_<view>.png``, ``meta.json``, optionally ``mesh_joined.ply``), CASE_FORMAT.md.
+Distances are world mm (LPS), overlaps and F-scores in percent of 1 (Dice, Jaccard in
+[0, 1]) and percent (F), %DS in percentage points.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from angio_deploy.errors import InputError, InputNotFoundError
+from angio_deploy.io.centreline_csv import read_centreline_csv
+from angio_deploy.io.mesh_io import read_ply
+
+from .radius import lesion_window, percent_ds_error, radius_errors, ring_radii
+from .silhouette import mean_overlap
+from .surface import f_paper, surface_distances, vertex_mae
+
+__all__ = ["ViewTruth", "evaluate_case", "load_truth_views", "summarize"]
+
+NAN = float("nan")
+#: Keys of a case row that are not metrics.
+ROW_LABELS = ("case",)
+
+
+@dataclass(frozen=True, eq=False)
+class ViewTruth:
+    """One view for the silhouette metrics: name, 3x4 matrix (world mm -> pixels), mask."""
+
+    name: str
+    P: np.ndarray
+    mask: np.ndarray
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputNotFoundError("file not found", source=str(path)) from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read JSON ({exc})", source=str(path)) from None
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            return (np.asarray(im.convert("L")) > 0).astype(np.uint8)
+    except FileNotFoundError:
+        raise InputNotFoundError("file not found", source=str(path)) from None
+
+
+def load_truth_views(truth_dir: str | Path) -> list[ViewTruth]:
+    """The views of a truth folder: ``meta.json`` ``views[k]`` name and *true* geometry.
+
+    Dice uses the TRUE projection matrix ``views[k]["true"]["projection_matrix"]`` (not the
+    DICOM header's), because ``mask_<name>.png`` was rendered with it: the score then
+    measures the reconstruction, not the header's geometry error.
+    """
+    truth_dir = Path(truth_dir)
+    meta = _read_json(truth_dir / "meta.json")
+    out = []
+    for k, view in enumerate(meta.get("views", [])):
+        try:
+            name = str(view["name"])
+            P = np.asarray(view["true"]["projection_matrix"], dtype=np.float64)
+        except (KeyError, TypeError):
+            raise InputError(
+                "view lacks name or true projection_matrix",
+                source=str(truth_dir / "meta.json"),
+                field=f"views[{k}]",
+            ) from None
+        mask = _read_mask(truth_dir / f"mask_{name}.png")
+        size = (view["true"].get("height"), view["true"].get("width"))
+        if None not in size and tuple(mask.shape) != size:
+            raise InputError(
+                f"mask is {mask.shape[1]}x{mask.shape[0]}, the view {size[1]}x{size[0]}",
+                source=str(truth_dir / f"mask_{name}.png"),
+            )
+        out.append(ViewTruth(name, P, mask))
+    if not out:
+        raise InputError("no views", source=str(truth_dir / "meta.json"), field="views")
+    return out
+
+
+def _silhouette_mesh(pred_dir: Path, truth_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The joined prediction where the truth has side branches and it exists, else main."""
+    joined = pred_dir / "mesh_joined.ply"
+    if (truth_dir / "mesh_joined.ply").exists() and joined.exists():
+        return read_ply(joined)[:2]
+    return read_ply(pred_dir / "mesh.ply")[:2]
+
+
+def _stenosis_metrics(pred_v, true_v, meta: Mapping[str, Any]) -> dict[str, float]:
+    """%DS at the truth's most severe stenosis (NaN without one); see :func:`evaluate_case`."""
+    lesions = meta.get("stenoses") or []
+    if not lesions:
+        return {"DS_pred": NAN, "DS_true": NAN, "DS_error": NAN}
+    ref = np.asarray(meta["reference_radius_mm"], dtype=np.float64)
+    rp, rt = ring_radii(pred_v), ring_radii(true_v)
+    if rp.shape != rt.shape or rt.shape != ref.shape:
+        raise ValueError(
+            f"ring counts differ: prediction {rp.size}, truth {rt.size}, reference {ref.size}"
+        )
+    results = []
+    for les in lesions:
+        w = lesion_window(
+            rt.size,
+            float(meta["soi"]["length_mm"]),
+            float(les["position_from_start_mm"]),
+            float(les["length_mm"]),
+        )
+        results.append(percent_ds_error(rp, rt, ref, w))
+    return max(results, key=lambda r: r["DS_true"])
+
+
+def evaluate_case(
+    pred_dir: str | Path,
+    truth_dir: str | Path,
+    views: Sequence[ViewTruth] | None = None,
+) -> dict[str, Any]:
+    """Every METRICS.md metric for one case -> one row ``{name: value}``.
+
+    - ``MAE``, ``ASSD``, ``HD``, ``HD95`` (mm), ``F@0.1``, ``F@0.25``, ``F@0.5`` (percent),
+      ``F_paper`` (percent, the paper's normalised variant): main-segment meshes
+      ``pred_dir/mesh.ply`` vs ``truth_dir/mesh.ply`` (see :mod:`.surface`).
+    - ``Dice``, ``Jaccard`` (mean over views) and ``Dice_<name>``, ``Jaccard_<name>`` per
+      view: ``views`` default to :func:`load_truth_views` (the TRUE geometry the masks
+      were rendered with). The masks hold the segment(s) of interest, side branches
+      included, so the prediction's ``mesh_joined.ply`` is rendered when the truth has a
+      ``mesh_joined.ply`` and the prediction one too; otherwise its ``mesh.ply``.
+    - ``radius_mae``, ``radius_bias`` (mm): ``radius_mm`` of the two ``centreline.csv``
+      files, ring by ring.
+    - ``DS_pred``, ``DS_true``, ``DS_error`` (percentage points): for the stenosis in
+      ``meta.json`` ``stenoses`` with the largest true %DS, the largest %DS of each mesh's
+      rings (:func:`.radius.ring_radii`, the truth's own measurement) inside the lesion
+      (``position_from_start_mm +- length_mm / 2`` along the ``soi.length_mm`` segment),
+      both against the truth's ``reference_radius_mm``. NaN when the truth has none.
+    """
+    pred_dir, truth_dir = Path(pred_dir), Path(truth_dir)
+    pv, pf, _ = read_ply(pred_dir / "mesh.ply")
+    tv, tf, _ = read_ply(truth_dir / "mesh.ply")
+    meta = _read_json(truth_dir / "meta.json")
+    row: dict[str, Any] = {"case": truth_dir.parent.name}
+    row["MAE"] = vertex_mae(pv, tv)
+    row.update(surface_distances((pv, pf), (tv, tf)))
+    row["F_paper"] = f_paper(pv, pf, tv, tf)
+
+    views = load_truth_views(truth_dir) if views is None else list(views)
+    sv, sf = _silhouette_mesh(pred_dir, truth_dir)
+    overlap = mean_overlap(sv, sf, [(v.P, v.mask) for v in views])
+    row["Dice"], row["Jaccard"] = overlap["Dice"], overlap["Jaccard"]
+    for v, d, j in zip(views, overlap["dice"], overlap["jaccard"], strict=True):
+        row[f"Dice_{v.name}"], row[f"Jaccard_{v.name}"] = d, j
+
+    pred_cl = read_centreline_csv(pred_dir / "centreline.csv")
+    true_cl = read_centreline_csv(truth_dir / "centreline.csv")
+    row.update(radius_errors(pred_cl.radius_mm, true_cl.radius_mm))
+    row.update(_stenosis_metrics(pv, tv, meta))
+    return row
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, Real) and not isinstance(x, bool)
+
+
+def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean, median and 95th percentile of every numeric metric over case rows.
+
+    NaN-aware: a case whose value is NaN (undefined, e.g. %DS error without a stenosis)
+    or missing is skipped for that metric only. Per metric: ``{"mean", "median", "p95"
+    (numpy.percentile 95, linear interpolation), "n" (cases used), "skipped"}``; all
+    three statistics are NaN when no case defines the metric. Non-numeric entries
+    (the ``case`` label, per-view lists) are not metrics.
+    """
+    names: list[str] = []
+    for row in rows:
+        for key, value in row.items():
+            if key not in ROW_LABELS and _is_number(value) and key not in names:
+                names.append(key)
+    out: dict[str, dict[str, float]] = {}
+    for name in names:
+        vals = [row.get(name) for row in rows]
+        good = np.array([float(v) for v in vals if _is_number(v) and math.isfinite(v)])
+        stats = (
+            (float(good.mean()), float(np.median(good)), float(np.percentile(good, 95)))
+            if good.size
+            else (NAN, NAN, NAN)
+        )
+        out[name] = {
+            "mean": stats[0],
+            "median": stats[1],
+            "p95": stats[2],
+            "n": int(good.size),
+            "skipped": len(rows) - int(good.size),
+        }
+    return out
