@@ -112,6 +112,31 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .api import Reconstructor
+
+    def progress(stage: str, seconds: float) -> None:
+        if args.verbose:
+            print(f"{stage:<14} {1e3 * seconds:8.1f} ms", file=sys.stderr)
+
+    rec = Reconstructor(args.segmenter, provider=args.provider)
+    result = rec.reconstruct(
+        args.case_dir, refine_geometry=not args.no_geometry_refinement, progress=progress
+    )
+    out = Path(args.out) if args.out else Path(args.case_dir) / "out"
+    result.write(out)
+    dice = result.report["quality"]["reprojection_dice"]
+    print(
+        f"wrote {out}  (reprojection Dice {dice[0]:.3f} / {dice[1]:.3f}, "
+        f"{result.report['timings_s']['total']:.2f} s)"
+    )
+    for w in result.report["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    return EX_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
@@ -127,6 +152,30 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("case_dir", metavar="CASE_DIR")
     info.add_argument("--json", action="store_true", help="print the same as JSON")
     info.set_defaults(func=_cmd_info)
+
+    run = sub.add_parser("run", help="reconstruct one case folder")
+    run.add_argument("case_dir", metavar="CASE_DIR")
+    run.add_argument("--out", metavar="DIR", help="result folder (default CASE_DIR/out)")
+    run.add_argument(
+        "--no-refine",
+        action="store_true",
+        help="stop after mesh initialisation (surface refinement is not available yet)",
+    )
+    run.add_argument(
+        "--no-geometry-refinement",
+        action="store_true",
+        help="triangulate with the header geometry as read (no view-B refinement)",
+    )
+    run.add_argument(
+        "--segmenter",
+        choices=("network", "frangi"),
+        default="network",
+        help="the shipped U-Net (default) or the classical Frangi baseline",
+    )
+    run.add_argument(
+        "--provider", default="auto", help="ONNX Runtime provider (auto, cpu, cuda, tensorrt)"
+    )
+    run.set_defaults(func=_cmd_run)
 
     synth = sub.add_parser("synth", help="write synthetic case folders with truth")
     synth.add_argument("out_dir", metavar="OUT_DIR")

@@ -1,0 +1,77 @@
+"""The result folder of a run (CASE_FORMAT.md, "Output"), written atomically.
+
+mesh.ply / mesh.stl (100 x 60 rings, world mm, LPS; PLY keeps the vertex order),
+centreline.csv, report.json, overlay_a.png / overlay_b.png (each view with the reprojected
+mesh outline in red and the 3D centreline in yellow).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from angio_deploy import kernels
+from angio_deploy.io.atomic import atomic_output_dir
+from angio_deploy.io.centreline_csv import write_centreline_csv
+from angio_deploy.io.mesh_io import write_ply, write_stl
+
+from .mi import N_AROUND, MIResult
+
+
+def overlay(image01: np.ndarray, silhouette: np.ndarray, centreline_uv: np.ndarray) -> Image.Image:
+    """RGB overlay: the view (grayscale), the mesh outline (red), the centreline (yellow)."""
+    g = np.clip(np.asarray(image01) * 255.0, 0, 255).astype(np.uint8)
+    rgb = np.stack([g, g, g], axis=-1)
+    sil = silhouette > 0
+    edge = sil & ~(
+        np.roll(sil, 1, 0) & np.roll(sil, -1, 0) & np.roll(sil, 1, 1) & np.roll(sil, -1, 1)
+    )
+    rgb[edge] = (255, 40, 40)
+    im = Image.fromarray(rgb)
+    pts = [
+        tuple(p) for p in np.asarray(centreline_uv, dtype=float).tolist() if np.isfinite(p).all()
+    ]
+    if len(pts) >= 2:
+        ImageDraw.Draw(im).line(pts, fill=(255, 220, 0), width=1)
+    return im
+
+
+def write_outputs(out_dir: str | Path, result: MIResult, report: dict[str, Any]) -> Path:
+    """Write every output of a run into ``out_dir`` atomically; returns the folder."""
+    out_dir = Path(out_dir)
+    ref = result.geometries[0].direction
+    _, capped = kernels.tube_mesh(
+        result.centreline_mm, result.radius_mm, n_around=N_AROUND, caps=True, reference=ref
+    )
+    with atomic_output_dir(out_dir) as tmp:
+        write_ply(
+            tmp / "mesh.ply",
+            result.vertices,
+            result.faces,
+            vertex_data={"ring": np.repeat(np.arange(len(result.radius_mm)), N_AROUND)},
+        )
+        write_stl(tmp / "mesh.stl", result.vertices, capped)
+        write_centreline_csv(tmp / "centreline.csv", result.centreline_mm, result.radius_mm)
+        for vr, g in zip(result.views, result.geometries, strict=True):
+            sil = kernels.rasterize_silhouette(g.P, result.vertices, capped, g.width, g.height)
+            ov = overlay(vr.view.image, sil, g.project(result.centreline_mm))
+            ov.save(tmp / f"overlay_{vr.view.name}.png")
+        (tmp / "report.json").write_text(
+            json.dumps(report, indent=2, sort_keys=True, default=_json_default) + "\n",
+            encoding="utf-8",
+        )
+    return out_dir
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
