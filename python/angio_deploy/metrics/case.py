@@ -3,8 +3,8 @@
 A case is a result folder (``out/``: ``mesh.ply``, ``centreline.csv``, optionally
 ``mesh_joined.ply``) and a truth folder (``truth/``: ``mesh.ply``, ``centreline.csv``,
 ``mask_<view>.png``, ``meta.json``, optionally ``mesh_joined.ply``), CASE_FORMAT.md.
-Distances are world mm (LPS), overlaps and F-scores in percent of 1 (Dice, Jaccard in
-[0, 1]) and percent (F), %DS in percentage points.
+Units: distances world mm (LPS); Dice and Jaccard fractions in [0, 1]; F-scores percent;
+%DS in percentage points.
 """
 
 from __future__ import annotations

@@ -256,7 +256,8 @@ def paper_normalisation(true_v, n_around: int = 60) -> tuple[np.ndarray, np.ndar
       start-to-end axis. x' is the first principal direction of the truth's vertices
       projected on the plane normal to z' (largest eigenvalue of their covariance; sign
       chosen so the largest |component| is positive), y' = z' x x'. The frame depends
-      only on the truth's shape, so it moves with the mesh.
+      only on the truth's shape (up to the sign of x', which changes no extent), so it
+      moves with the mesh and the scale below is invariant to rigid motions.
     - ``corner`` (3,): the minimum corner of R (truth - origin), so the truth starts at 0.
     - ``scale`` = 1 / the largest extent (max - min over x', y', z') of the rotated
       truth, so the truth fits in [0, 1]^3 and spans exactly 1 along its longest side.
