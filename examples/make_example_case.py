@@ -110,15 +110,20 @@ def main(out: Path) -> None:
     dense = centreline()
     centres, s = resample(dense, N_RINGS)
     radii = radius_profile(s)
-    vertices, faces = kernels.tube_mesh(centres, radii, n_around=N_AROUND)
+    geometries = [
+        ViewGeometry.from_angles(a, b, SID, SOD, (SPACING, SPACING), SIZE, SIZE) for a, b in VIEWS
+    ]
+    # Ring vertex order as the pipeline makes it: first frame normal from view A's ray.
+    ref = geometries[0].direction
+    vertices, faces = kernels.tube_mesh(centres, radii, n_around=N_AROUND, reference=ref)
     fine, fs = resample(dense, 600)
     fine_r = radius_profile(fs)
 
     (out / "truth").mkdir(parents=True, exist_ok=True)
     views = []
-    for k, (alpha, beta) in enumerate(VIEWS):
+    for k in range(len(VIEWS)):
         name = "ab"[k]
-        g = ViewGeometry.from_angles(alpha, beta, SID, SOD, (SPACING, SPACING), SIZE, SIZE)
+        g = geometries[k]
         image = render(g, fine, fine_r, rng)
         write_xa(
             out / f"view_{name}.dcm",
@@ -127,7 +132,7 @@ def main(out: Path) -> None:
             transfer_syntax=JPEGLSLossless,
             uid_seed=f"example-{SEED}-{name}",
         )
-        _, capped = kernels.tube_mesh(centres, radii, n_around=N_AROUND, caps=True)
+        _, capped = kernels.tube_mesh(centres, radii, n_around=N_AROUND, caps=True, reference=ref)
         mask = kernels.rasterize_silhouette(g.P, vertices, capped, SIZE, SIZE)
         from PIL import Image
 
@@ -144,9 +149,24 @@ def main(out: Path) -> None:
     meta = {
         "generator": "examples/make_example_case.py",
         "seed": SEED,
-        "stenoses": [{"position_mm": float(0.55 * _length(centres)), "percent_ds": round(ds, 1)}],
-        "length_mm": round(_length(centres), 2),
-        "views": [{"primary_angle_deg": a, "secondary_angle_deg": b} for a, b in VIEWS],
+        "soi": {"length_mm": _length(centres)},
+        "stenoses": [
+            {
+                "position_from_start_mm": 0.55 * _length(centres),
+                "length_mm": 0.24 * _length(centres),
+                "percent_ds": round(ds, 1),
+            }
+        ],
+        "reference_radius_mm": (1.75 - 0.45 * s).tolist(),
+        # The same fields the synthetic engine writes (the headers are exact here).
+        "views": [
+            {
+                "name": n,
+                "true": {"projection_matrix": g.P.tolist()},
+                "header": {"projection_matrix": g.P.tolist()},
+            }
+            for n, g in zip("ab", geometries, strict=True)
+        ],
     }
     (out / "truth" / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 

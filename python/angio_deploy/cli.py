@@ -137,6 +137,63 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+SUMMARY_METRICS = (
+    "MAE",
+    "ASSD",
+    "HD",
+    "HD95",
+    "F@0.1",
+    "F@0.25",
+    "F@0.5",
+    "F_paper",
+    "Dice",
+    "Jaccard",
+    "radius_mae",
+    "radius_bias",
+    "DS_error",
+)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import csv
+
+    from .api import Reconstructor
+    from .evaluate import evaluate_cases
+
+    def progress(done: int, total: int, name: str) -> None:
+        if not args.quiet:
+            print(f"\r{done}/{total} {name}", end="" if done < total else "\n", file=sys.stderr)
+
+    rec = Reconstructor(args.segmenter, provider=args.provider)
+    res = evaluate_cases(
+        args.cases_dir,
+        rec,
+        refine_geometry=not args.no_geometry_refinement,
+        true_geometry=args.true_geometry,
+        out_root=args.out_root,
+        limit=args.limit,
+        progress=progress,
+    )
+    summ = res["summary"]
+    print(f"{res['n_cases']} cases, {res['failed']} failed")
+    print(f"{'metric':<12} {'mean':>9} {'median':>9} {'p95':>9} {'n':>5}")
+    for m in SUMMARY_METRICS:
+        if m in summ:
+            s = summ[m]
+            print(f"{m:<12} {s['mean']:9.4f} {s['median']:9.4f} {s['p95']:9.4f} {s['n']:5d}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"cases": res["cases"], "summary": summ}, fh, indent=2, default=float)
+    if args.csv:
+        keys = sorted({k for r in res["cases"] for k in r if not isinstance(r[k], (list, dict))})
+        keys.sort(key=lambda k: (k != "case", k))
+        with open(args.csv, "w", encoding="utf-8", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(res["cases"])
+    return EX_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
@@ -176,6 +233,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--provider", default="auto", help="ONNX Runtime provider (auto, cpu, cuda, tensorrt)"
     )
     run.set_defaults(func=_cmd_run)
+
+    ev = sub.add_parser("evaluate", help="reconstruct and score every case with truth/")
+    ev.add_argument("cases_dir", metavar="CASES_DIR")
+    ev.add_argument("--no-refine", action="store_true", help="mesh initialisation only")
+    ev.add_argument("--no-geometry-refinement", action="store_true")
+    ev.add_argument(
+        "--true-geometry",
+        action="store_true",
+        help="diagnostic: use the true view geometry from truth/meta.json, not the headers",
+    )
+    ev.add_argument("--segmenter", choices=("network", "frangi"), default="network")
+    ev.add_argument("--provider", default="auto")
+    ev.add_argument("--csv", metavar="FILE", help="one row per case")
+    ev.add_argument("--json", metavar="FILE", help='{"cases": [...], "summary": {...}}')
+    ev.add_argument("--out-root", metavar="DIR", help="write outputs here, not CASE/out")
+    ev.add_argument("--limit", type=int, help="only the first N cases")
+    ev.add_argument("-q", "--quiet", action="store_true")
+    ev.set_defaults(func=_cmd_evaluate)
 
     synth = sub.add_parser("synth", help="write synthetic case folders with truth")
     synth.add_argument("out_dir", metavar="OUT_DIR")

@@ -107,20 +107,24 @@ def _stenosis_metrics(pred_v, true_v, meta: Mapping[str, Any]) -> dict[str, floa
     lesions = meta.get("stenoses") or []
     if not lesions:
         return {"DS_pred": NAN, "DS_true": NAN, "DS_error": NAN}
-    ref = np.asarray(meta["reference_radius_mm"], dtype=np.float64)
+    try:
+        ref = np.asarray(meta["reference_radius_mm"], dtype=np.float64)
+        soi_length = float(meta["soi"]["length_mm"])
+        spans = [(float(x["position_from_start_mm"]), float(x["length_mm"])) for x in lesions]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(
+            f"stenoses need reference_radius_mm, soi.length_mm and per-lesion "
+            f"position_from_start_mm / length_mm (missing {exc})",
+            field="stenoses",
+        ) from None
     rp, rt = ring_radii(pred_v), ring_radii(true_v)
     if rp.shape != rt.shape or rt.shape != ref.shape:
         raise ValueError(
             f"ring counts differ: prediction {rp.size}, truth {rt.size}, reference {ref.size}"
         )
     results = []
-    for les in lesions:
-        w = lesion_window(
-            rt.size,
-            float(meta["soi"]["length_mm"]),
-            float(les["position_from_start_mm"]),
-            float(les["length_mm"]),
-        )
+    for position, length in spans:
+        w = lesion_window(rt.size, soi_length, position, length)
         results.append(percent_ds_error(rp, rt, ref, w))
     return max(results, key=lambda r: r["DS_true"])
 
