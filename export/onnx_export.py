@@ -27,7 +27,6 @@ gives a plain opset-17 graph that ONNX Runtime and TensorRT 10 both take.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -43,6 +42,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from angio_deploy.backends._hash import sha256_file
 from export.compact import fp16_weights, ort_optimisation_report
 
 log = logging.getLogger("export.onnx_export")
@@ -58,14 +58,6 @@ NORMALIZATION = "per-crop zero mean, unit sd (angio_deploy.pipeline.crop.normali
 
 class CheckpointError(ValueError):
     """A checkpoint folder that cannot be exported; the message names the file and key."""
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_config(checkpoint_dir: str | Path) -> dict[str, Any]:
