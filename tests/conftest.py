@@ -36,6 +36,16 @@ def _view_image(size: int, seed: int) -> np.ndarray:
     return np.clip(img + rng.integers(-5, 6, img.shape), 0, 255).astype(np.uint8)
 
 
+def _write_case_json(case: Path, doc: dict[str, Any], edits: dict[str, Any]) -> None:
+    """Apply edits (a callable edits the document, a value sets a top-level key), write."""
+    for key, value in edits.items():
+        if callable(value):
+            value(doc)
+        else:
+            doc[key] = value
+    (case / "case.json").write_text(json.dumps(doc), encoding="utf-8")
+
+
 @pytest.fixture
 def png_case(tmp_path: Path) -> Callable[..., Path]:
     """Factory: a valid two-view PNG case folder; keyword overrides edit case.json."""
@@ -55,12 +65,7 @@ def png_case(tmp_path: Path) -> Callable[..., Path]:
                 }
             )
         doc: dict[str, Any] = {"format": "angio-case/1", "id": "png-case", "views": views}
-        for key, value in edits.items():
-            if callable(value):
-                value(doc)
-            else:
-                doc[key] = value
-        (case / "case.json").write_text(json.dumps(doc), encoding="utf-8")
+        _write_case_json(case, doc, edits)
         return case
 
     return make
@@ -89,12 +94,7 @@ def dicom_case(tmp_path: Path) -> Callable[..., Path]:
             )
             views.append({"image": name, "soi": {"start": [40.0, 128.0], "end": [210.0, 126.5]}})
         doc: dict[str, Any] = {"format": "angio-case/1", "views": views}
-        for key, value in edits.items():
-            if callable(value):
-                value(doc)
-            else:
-                doc[key] = value
-        (case / "case.json").write_text(json.dumps(doc), encoding="utf-8")
+        _write_case_json(case, doc, edits)
         return case
 
     return make
