@@ -26,8 +26,11 @@ from angio_deploy.errors import InputError
 THRESHOLD = 0.5
 #: Largest share of the path allowed outside the segmented vessel.
 MAX_OFF_VESSEL_SHARE = 0.25
-#: Search radius (px) around the clicked end points for the vessel.
-END_SEARCH_RADIUS_PX = 6.0
+#: Search radius (px) around the clicked end points for the vessel, and the probability
+#: accepted there: the segment's mask stops at the end points, so a network's probability
+#: fades across them and is often below 0.5 right at the click.
+END_SEARCH_RADIUS_PX = 10.0
+END_THRESHOLD = 0.25
 WIDTH_SEARCH_PX = 40.0
 WIDTH_STEP_PX = 0.25
 SMOOTH_SIGMA_PX = 2.0
@@ -86,7 +89,7 @@ def _snap(
         raise InputError(f"the SOI {which} point lies outside the crop", field=f"view {view}")
     yy, xx = np.mgrid[y0 : y1 + 1, x0 : x1 + 1]
     d2 = (xx - x) ** 2 + (yy - y) ** 2
-    ok = (d2 <= r * r) & (prob[y0 : y1 + 1, x0 : x1 + 1] >= THRESHOLD)
+    ok = (d2 <= r * r) & (prob[y0 : y1 + 1, x0 : x1 + 1] >= END_THRESHOLD)
     if not ok.any():
         raise InputError(
             f"no vessel found within {r:g} px of the SOI {which} point (the point may lie "
