@@ -74,7 +74,7 @@ class FrangiSegmenter:
 
     name = "frangi"
 
-    def __init__(self, *, sigmas=(1.0, 1.5, 2.0, 3.0, 4.0, 6.0), threshold: float = 0.08):
+    def __init__(self, *, sigmas=(1.5, 2.0, 3.0, 4.0, 6.0, 8.0), threshold: float = 0.05):
         self.crop = dict(DEFAULT_CROP)
         self.sigmas = tuple(sigmas)
         self.threshold = threshold
