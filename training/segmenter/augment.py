@@ -32,13 +32,12 @@ from angio_deploy.pipeline.crop import (
     DEFAULT_MARGIN_PX,
     DEFAULT_MAX_SCALE,
     DEFAULT_WIDTH,
+    PREFILTER_BELOW_SCALE,
+    PREFILTER_SIGMA,
     SoiCrop,
     normalize_crop,
 )
 
-#: SoiCrop.warp pre-smooths with this sigma (crop pixels) when scale < 0.8.
-_PREFILTER_SCALE = 0.8
-_PREFILTER_SIGMA = 0.45
 _GAUSS_TRUNCATE = 4.0  # scipy's default
 
 
@@ -93,8 +92,8 @@ def warp_region(crop: SoiCrop, image: np.ndarray, scale: float = 1.0) -> np.ndar
     reach) of ``image`` (any 2-D array, e.g. a memmap of stored values)."""
     H, W = image.shape
     pad = 2
-    if crop.scale < _PREFILTER_SCALE:
-        pad += int(_GAUSS_TRUNCATE * (_PREFILTER_SIGMA / crop.scale) + 0.5) + 1
+    if crop.scale < PREFILTER_BELOW_SCALE:
+        pad += int(_GAUSS_TRUNCATE * (PREFILTER_SIGMA / crop.scale) + 0.5) + 1
     corners = crop.to_image(
         np.array(
             [

@@ -287,16 +287,20 @@ def _pixel_format(ds: Dataset, path: Path) -> _PixelFormat:
 
 
 # -- pixels -----------------------------------------------------------------------------
+def _decode_error(path: Path, ts: str, exc: Exception) -> InputError:
+    return InputError(
+        f"pixel data could not be decoded ({_ts_text(ts)}): {exc}",
+        source=str(path),
+        field=tag_label("PixelData"),
+    )
+
+
 def _decode(ds: Dataset, path: Path, ts: str, index: int | None) -> np.ndarray:
     """Decode one frame (index) or all frames (None) as pydicom returns them."""
     try:
         return _pixel_array(ds, index=index, raw=True)
     except Exception as exc:  # decoders raise RuntimeError, ValueError, ... on bad data
-        raise InputError(
-            f"pixel data could not be decoded ({_ts_text(ts)}): {exc}",
-            source=str(path),
-            field=tag_label("PixelData"),
-        ) from exc
+        raise _decode_error(path, ts, exc) from exc
 
 
 def _to_stored(arr: np.ndarray, fmt: _PixelFormat) -> np.ndarray:
@@ -365,11 +369,7 @@ def _strongest_frame(
             if best < 0 or scores[-1] > scores[best]:
                 best, best_frame = len(scores) - 1, stored
     except Exception as exc:  # decoders raise RuntimeError, ValueError, ... on bad data
-        raise InputError(
-            f"pixel data could not be decoded ({_ts_text(ts)}): {exc}",
-            source=str(path),
-            field=tag_label("PixelData"),
-        ) from exc
+        raise _decode_error(path, ts, exc) from exc
     return best, best_frame, scores
 
 

@@ -25,6 +25,10 @@ DEFAULT_WIDTH = 256
 DEFAULT_HEIGHT = 160
 DEFAULT_MARGIN_PX = 24
 DEFAULT_MAX_SCALE = 2.0
+#: Downscaling crops (scale below this) pre-smooth the image with a Gaussian of
+#: PREFILTER_SIGMA / scale image pixels against aliasing; training uses the same values.
+PREFILTER_BELOW_SCALE = 0.8
+PREFILTER_SIGMA = 0.45
 
 
 @dataclass(frozen=True)
@@ -85,8 +89,8 @@ class SoiCrop:
         downscaling (scale < 1) the image is pre-smoothed to avoid aliasing.
         """
         img = np.asarray(image, dtype=np.float32)
-        if self.scale < 0.8:
-            img = ndimage.gaussian_filter(img, sigma=0.45 / self.scale)
+        if self.scale < PREFILTER_BELOW_SCALE:
+            img = ndimage.gaussian_filter(img, sigma=PREFILTER_SIGMA / self.scale)
         yy, xx = np.mgrid[0 : self.height, 0 : self.width].astype(np.float64)
         uv = self.to_image(np.stack([xx.ravel(), yy.ravel()], axis=1))
         coords = np.stack([uv[:, 1], uv[:, 0]])  # (row, col)
