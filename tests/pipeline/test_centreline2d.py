@@ -45,3 +45,26 @@ def test_short_gap_is_bridged_but_empty_view_is_an_error() -> None:
         extract_centreline(np.zeros((160, 256)), [24.0, 79.5], [231.0, 79.5], view="b")
     with pytest.raises(InputError, match=r"view a.*vessel not found"):
         extract_centreline(_tube(gap=(60, 200)), [24.0, 79.5], [231.0, 79.5], view="a")
+
+
+def _segment(x0: float, x1: float, width: float = 10.0, H=160, W=256):
+    """A horizontal vessel whose mask stops at x0 and x1 (like a segment-of-interest mask)."""
+    prob = _tube(H=H, W=W, width=width)
+    xx = np.arange(W, dtype=np.float64)[None, :]
+    return prob * np.clip(0.5 + np.minimum(xx - x0, x1 - xx), 0.0, 1.0)
+
+
+@pytest.mark.parametrize("click_offset", [0.0, 3.0, -3.0])
+def test_ends_follow_the_clicks_along_the_vessel(click_offset: float) -> None:
+    # Medial pixels near a mask's end lie about a radius inside it; the path's ends must
+    # still sit at the clicks' axial positions (before, within or beyond the mask).
+    x0, x1 = 40.0, 200.0
+    start = np.array([x0 - click_offset, 81.0])
+    end = np.array([x1 + click_offset, 78.0])
+    cl = extract_centreline(_segment(x0, x1), start, end)
+    assert abs(cl.points[0, 0] - start[0]) < 0.6
+    assert abs(cl.points[-1, 0] - end[0]) < 0.6
+    # Laterally the path stays on the vessel's axis, not on the off-axis clicks.
+    np.testing.assert_allclose(cl.points[[0, -1], 1], 79.5, atol=0.6)
+    # Widths near the ends (and on any extension) are the vessel's, not the end face's.
+    np.testing.assert_allclose(cl.widths, 10.0, atol=0.5)

@@ -31,6 +31,8 @@ MAX_OFF_VESSEL_SHARE = 0.25
 #: fades across them and is often below 0.5 right at the click.
 END_SEARCH_RADIUS_PX = 10.0
 END_THRESHOLD = 0.25
+#: Length (px) over which the path's direction at an end is measured.
+END_TANGENT_PX = 5.0
 WIDTH_SEARCH_PX = 40.0
 WIDTH_STEP_PX = 0.25
 SMOOTH_SIGMA_PX = 2.0
@@ -139,6 +141,71 @@ def _edges(
     return out[0], out[1]
 
 
+def _arc(points: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+
+
+def _place_start(xy: np.ndarray, click: np.ndarray, step: float) -> tuple[np.ndarray, float]:
+    """Move the path's start along the vessel to the click's axial position.
+
+    The snapped start is a medial pixel, and on a segment whose mask stops at the end
+    point the medial pixel nearest the click lies about one radius inside the vessel: a
+    systematic shortening at both ends. The clinician's click fixes the axial position;
+    the path fixes the lateral one. Returns the new path and how far (px) it was extended
+    beyond the segmentation (0 when trimmed).
+    """
+    s = _arc(xy)
+    k = int(np.searchsorted(s, min(END_TANGENT_PX, s[-1])))
+    t = xy[min(k, len(xy) - 1)] - xy[0]
+    n = np.linalg.norm(t)
+    if n == 0.0:
+        return xy, 0.0
+    t /= n
+    a = float(np.clip(np.dot(click - xy[0], t), -END_SEARCH_RADIUS_PX, END_SEARCH_RADIUS_PX))
+    if a < 0.0:
+        m = int(np.ceil(-a / step))
+        ext = xy[0] + np.linspace(a, 0.0, m + 1)[:-1, None] * t
+        return np.concatenate([ext, xy]), -a
+    # Keep at least half the path: a click can only trim what lies before it.
+    a = min(a, 0.5 * s[-1])
+    keep = s > a
+    first = np.array([np.interp(a, s, xy[:, 0]), np.interp(a, s, xy[:, 1])])
+    return np.concatenate([first[None], xy[keep]]), 0.0
+
+
+def _hold_ends(values: np.ndarray, xy: np.ndarray, zones: tuple[float, float]) -> np.ndarray:
+    """Values within ``zones`` (px of arc) of the start and the end take the first value
+    measured outside the zone."""
+    s = _arc(xy)
+    out = values.copy()
+    if zones[0] + zones[1] >= s[-1]:
+        return out
+    i = int(np.searchsorted(s, zones[0]))
+    out[:i] = values[i]
+    j = int(np.searchsorted(s, s[-1] - zones[1])) - 1
+    out[j + 1 :] = values[j]
+    return out
+
+
+def _straighten_ends(xy: np.ndarray, zones: tuple[float, float]) -> np.ndarray:
+    """Replace the points within ``zones`` (px of arc) of each end by the straight
+    continuation of the path just outside the zone: the snapped end pixels can sit off the
+    axis, and nothing inside the zone measures where the axis is."""
+    s = _arc(xy)
+    if zones[0] + zones[1] + 2.0 * END_TANGENT_PX >= s[-1]:
+        return xy
+    out = xy.copy()
+    i = int(np.searchsorted(s, zones[0]))
+    k = int(np.searchsorted(s, s[i] + END_TANGENT_PX))
+    t = (xy[k] - xy[i]) / max(s[k] - s[i], 1e-12)
+    out[:i] = xy[i] - (s[i] - s[:i])[:, None] * t
+    j = int(np.searchsorted(s, s[-1] - zones[1])) - 1
+    k = int(np.searchsorted(s, s[j] - END_TANGENT_PX)) - 1
+    t = (xy[j] - xy[k]) / max(s[j] - s[k], 1e-12)
+    out[j + 1 :] = xy[j] + (s[j + 1 :] - s[j])[:, None] * t
+    return out
+
+
 def extract_centreline(
     prob: np.ndarray, start: np.ndarray, end: np.ndarray, *, view: str = "?", step_px: float = 1.0
 ) -> Centreline2D:
@@ -171,11 +238,19 @@ def extract_centreline(
         )
     xy = np.column_stack([yx[:, 1], yx[:, 0]])
     xy = _resample(_smooth(_resample(xy, 1.0), SMOOTH_SIGMA_PX), step_px)
+    xy, ext_start = _place_start(xy, np.asarray(start, dtype=np.float64), step_px)
+    xy, ext_end = _place_start(xy[::-1], np.asarray(end, dtype=np.float64), step_px)
+    xy = _resample(xy[::-1].copy(), step_px)
     t = np.gradient(xy, axis=0)
     t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
     normals = np.column_stack([-t[:, 1], t[:, 0]])
     left, right = _edges(prob, xy, normals)
-    widths = left + right
-    # Centre each point between its edges.
-    xy += 0.5 * (right - left)[:, None] * normals
+    # Near the ends (within a half-width, or on an extension beyond the segmentation) the
+    # normals run along the mask's end, where the edges are not the lumen's: hold the
+    # width and the centring offset measured just outside that zone.
+    half = 0.5 * float(np.median(left + right)) + 1.0
+    zones = (max(half, ext_start + 1.0), max(half, ext_end + 1.0))
+    widths = _hold_ends(left + right, xy, zones)
+    offset = _hold_ends(0.5 * (right - left), xy, zones)
+    xy = _straighten_ends(xy + offset[:, None] * normals, zones)
     return Centreline2D(points=xy, widths=widths, off_vessel_share=off)

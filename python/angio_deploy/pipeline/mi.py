@@ -35,6 +35,15 @@ N_AROUND = 60
 #: Gaussian smoothing of the ring radii along the centreline (rings).
 RADIUS_SMOOTH_RINGS = 1.0
 
+#: Points of the dense 3D centreline before the end fit.
+DENSE_POINTS = 400
+#: Gaussian smoothing (mm of arc) of the 3D centreline, and its sampling step.
+CENTRELINE_SMOOTH_MM = 2.0
+SMOOTH_STEP_MM = 0.25
+#: How far (mm) the end fit may move each end along the centreline, and its step.
+END_FIT_MM = 3.0
+END_FIT_STEP_MM = 0.02
+
 Progress = Callable[[str, float], None]
 
 
@@ -78,6 +87,80 @@ def _widths_at(points3d: np.ndarray, g: ViewGeometry, vr: ViewResult) -> np.ndar
     uv = g.project(points3d)
     _, idx = cKDTree(vr.points_px).query(uv)
     return vr.widths_px[idx] * g.pixel_size_at_mm(points3d)
+
+
+def _polyline_at(points: np.ndarray, s: np.ndarray, arc: np.ndarray) -> np.ndarray:
+    """Points at arc positions ``s`` (mm) of a polyline, extended linearly past its ends."""
+    t0 = points[1] - points[0]
+    t1 = points[-1] - points[-2]
+    t0 /= max(np.linalg.norm(t0), 1e-12)
+    t1 /= max(np.linalg.norm(t1), 1e-12)
+    out = np.stack([np.interp(s, arc, points[:, k]) for k in range(3)], axis=1)
+    lo, hi = s < 0.0, s > arc[-1]
+    out[lo] = points[0] + s[lo, None] * t0
+    out[hi] = points[-1] + (s[hi] - arc[-1])[:, None] * t1
+    return out
+
+
+def smooth_centreline(points: np.ndarray, sigma_mm: float) -> np.ndarray:
+    """Gaussian smoothing of a 3D polyline (K, 3) mm along its arc length, resampled at
+    SMOOTH_STEP_MM; odd reflection at the ends keeps their position and direction.
+
+    Where the vessel runs along the epipolar lines, depth is ill-conditioned and the
+    triangulated points zigzag in depth: unsmoothed, the curve comes out 4-10 % too long
+    and every ring slides along the vessel.
+    """
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+    n = max(2, int(np.ceil(arc[-1] / SMOOTH_STEP_MM)) + 1)
+    u = _polyline_at(points, np.linspace(0.0, arc[-1], n), arc)
+    if sigma_mm <= 0.0 or n < 5:
+        return u
+    pad = min(n - 1, int(np.ceil(4.0 * sigma_mm / SMOOTH_STEP_MM)))
+    head = 2.0 * u[0] - u[pad:0:-1]
+    tail = 2.0 * u[-1] - u[-2 : -pad - 2 : -1]
+    ext = np.concatenate([head, u, tail])
+    sm = ndimage.gaussian_filter1d(ext, sigma_mm / SMOOTH_STEP_MM, axis=0, mode="nearest")
+    return sm[pad : pad + n]
+
+
+def fit_ends(
+    dense: np.ndarray,
+    geometries: tuple[ViewGeometry, ViewGeometry],
+    starts_px: tuple[np.ndarray, np.ndarray],
+    ends_px: tuple[np.ndarray, np.ndarray],
+    n_out: int = N_RINGS,
+) -> np.ndarray:
+    """Trim or extend a dense 3D centreline (K, 3) mm so that it starts and ends where its
+    projections come closest to the clinician's clicks in both views; resample to n_out.
+
+    The clicks are noisy observations of the projected 3D end points, which lie on the
+    curve. Forcing the two start clicks to correspond instead turns their axial noise
+    along the epipolar lines into depth error, and a path that starts at the first medial
+    pixel starts about one radius late.
+    """
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(dense, axis=0), axis=1))])
+    L = float(arc[-1])
+    reach = min(END_FIT_MM, 0.25 * L)
+
+    def best(click: tuple[np.ndarray, np.ndarray], centre: float) -> float:
+        s = np.arange(centre - reach, centre + reach + 1e-9, END_FIT_STEP_MM)
+        X = _polyline_at(dense, s, arc)
+        cost = sum(
+            ((g.project(X) - np.asarray(c)) ** 2).sum(axis=1)
+            for g, c in zip(geometries, click, strict=True)
+        )
+        return float(s[int(np.nanargmin(cost))])
+
+    s0, s1 = best(starts_px, 0.0), best(ends_px, L)
+    if not s1 - s0 > 0.5 * L:
+        return resample(dense, n_out)
+    return _polyline_at(dense, np.linspace(s0, s1, n_out), arc)
+
+
+def resample(points: np.ndarray, n_out: int) -> np.ndarray:
+    """A polyline (K, 3) resampled to n_out points evenly spaced in arc length."""
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+    return _polyline_at(points, np.linspace(0.0, arc[-1], n_out), arc)
 
 
 def segment_views(
@@ -140,7 +223,13 @@ def mesh_initialisation(
         warnings.extend(refinement.warnings)
     t = _timed(timings, "refine", progress, t)
 
-    centres, _ = kernels.correspond_centrelines(ga.P, gb.P, va.points_px, vb.points_px, N_RINGS)
+    dense, _ = kernels.correspond_centrelines(ga.P, gb.P, va.points_px, vb.points_px, DENSE_POINTS)
+    centres = fit_ends(
+        smooth_centreline(dense, CENTRELINE_SMOOTH_MM),
+        (ga, gb),
+        (va.view.soi.start, vb.view.soi.start),
+        (va.view.soi.end, vb.view.soi.end),
+    )
     t = _timed(timings, "triangulate", progress, t)
 
     d = 0.5 * (_widths_at(centres, ga, va) + _widths_at(centres, gb, vb))
