@@ -1,5 +1,6 @@
 """C-arm geometry (GEOMETRY.md): views, view pairs, triangulation helpers."""
 
+from .normalise import NormalisedFrame
 from .pair import (
     MIN_SEPARATION_DEG,
     WARN_SEPARATION_DEG,
@@ -12,6 +13,7 @@ from .view import ViewGeometry, carm_rotation, separation_angle_deg
 __all__ = [
     "MIN_SEPARATION_DEG",
     "WARN_SEPARATION_DEG",
+    "NormalisedFrame",
     "ViewGeometry",
     "carm_rotation",
     "check_view_pair",

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.spatial import cKDTree
 
+from angio_deploy.geometry.normalise import NormalisedFrame
+
 __all__ = [
     "F_PAPER_TAU",
     "F_TAUS_MM",
@@ -248,44 +250,15 @@ def surface_distances(
 
 
 def paper_normalisation(true_v, n_around: int = 60) -> tuple[np.ndarray, np.ndarray, float]:
-    """The truth's normalisation of the paper: x -> scale * (R (x - origin) - corner).
+    """The truth's normalisation of the paper: x -> scale * (R x + b).
 
-    - ``origin`` (3,) mm: the centre (vertex mean) of the truth's ring 0 (the start).
-    - ``R`` (3, 3): rows x', y', z' of a right-handed orthonormal frame. z' is the unit
-      vector from the centre of ring 0 to the centre of the last ring (ring 99), the
-      start-to-end axis. x' is the first principal direction of the truth's vertices
-      projected on the plane normal to z' (largest eigenvalue of their covariance; sign
-      chosen so the largest |component| is positive), y' = z' x x'. The frame depends
-      only on the truth's shape (up to the sign of x', which changes no extent), so it
-      moves with the mesh and the scale below is invariant to rigid motions.
-    - ``corner`` (3,): the minimum corner of R (truth - origin), so the truth starts at 0.
-    - ``scale`` = 1 / the largest extent (max - min over x', y', z') of the rotated
-      truth, so the truth fits in [0, 1]^3 and spans exactly 1 along its longest side.
-
-    Returns ``(A, b, scale)`` with x_normalised = scale * (A @ x + b) = scale * (R x - R
-    origin - corner), i.e. A = R and b = -R origin - corner.
+    :meth:`angio_deploy.geometry.NormalisedFrame.from_ring_mesh` with the roll from the
+    truth's own shape (first principal direction normal to the start-to-end axis): it
+    depends only on the truth's shape, so it moves with the mesh and the scale is
+    invariant to rigid motions. Returns ``(R, b, scale)``.
     """
-    v = np.asarray(true_v, dtype=np.float64)
-    if v.ndim != 2 or v.shape[1] != 3 or len(v) % n_around or len(v) < 2 * n_around:
-        raise ValueError(f"truth must be a ring mesh with rings of {n_around} vertices")
-    rings = v.reshape(-1, n_around, 3)
-    origin = rings[0].mean(axis=0)
-    axis = rings[-1].mean(axis=0) - origin
-    length = np.linalg.norm(axis)
-    if not length > 0:
-        raise ValueError("the truth's first and last ring centres coincide")
-    z = axis / length
-    flat = (v - origin) - np.outer((v - origin) @ z, z)
-    w, vec = np.linalg.eigh(np.cov(flat.T))
-    x = vec[:, np.argmax(w)]
-    x = x - (x @ z) * z
-    x /= np.linalg.norm(x)
-    x *= np.sign(x[np.argmax(np.abs(x))])
-    R = np.stack([x, np.cross(z, x), z])
-    rotated = (v - origin) @ R.T
-    corner = rotated.min(axis=0)
-    extent = float((rotated.max(axis=0) - corner).max())
-    return R, -R @ origin - corner, 1.0 / extent
+    f = NormalisedFrame.from_ring_mesh(true_v, n_around)
+    return f.R, f.b, f.scale
 
 
 def f_paper(
