@@ -34,59 +34,97 @@ SEGMENTERS = ("network", "frangi")
 
 @dataclass(eq=False)
 class Reconstruction:
-    """One reconstructed case: the mesh-initialisation result and its report."""
+    """One reconstructed case: the final mesh (``result``: surface-refined when SR ran,
+    else the mesh initialisation), the mesh initialisation ``mi`` and the report."""
 
     case: Case
     mi: MIResult
     report: dict[str, Any]
+    result: MIResult | None = None
+
+    def __post_init__(self) -> None:
+        if self.result is None:
+            self.result = self.mi
 
     @property
     def vertices(self):
         """(6000, 3) mesh vertices, world mm (LPS), ring-major."""
-        return self.mi.vertices
+        return self.result.vertices
 
     @property
     def faces(self):
-        return self.mi.faces
+        return self.result.faces
 
     def write(self, out_dir: str | Path) -> Path:
         """Write all outputs (CASE_FORMAT.md) into ``out_dir`` atomically."""
         from .pipeline.outputs import write_outputs
 
-        return write_outputs(out_dir, self.mi, self.report)
+        return write_outputs(out_dir, self.result, self.report)
 
 
 class Reconstructor:
-    """Loads the segmenter once; :meth:`reconstruct` runs one case (thread-safe).
+    """Loads the models once; :meth:`reconstruct` runs one case (thread-safe).
 
     ``segmenter``: "network" (the shipped U-Net through ONNX Runtime) or "frangi" (the
     classical baseline, needs scikit-image), or any object with the
     :class:`~angio_deploy.pipeline.segmenters.Segmenter` interface. ``provider``: ONNX
-    Runtime provider ("auto", "cpu", "cuda", "tensorrt").
+    Runtime provider ("auto", "cpu", "cuda", "tensorrt"). ``surface``: load the surface
+    refinement models -- None (default) when they are shipped, True to require them
+    (ModelFileError otherwise), False never. ``models_dir``: another model folder.
     """
 
-    def __init__(self, segmenter: str | Segmenter = "network", *, provider: str = "auto"):
+    def __init__(
+        self,
+        segmenter: str | Segmenter = "network",
+        *,
+        provider: str = "auto",
+        surface: bool | None = None,
+        models_dir: str | Path | None = None,
+    ):
+        from .models import ModelFileError
+        from .pipeline.sr import SurfaceRefiner
+
         if isinstance(segmenter, str):
             if segmenter == "network":
-                segmenter = OnnxSegmenter(provider=provider)
+                segmenter = OnnxSegmenter(folder=models_dir, provider=provider)
             elif segmenter == "frangi":
                 segmenter = FrangiSegmenter()
             else:
                 raise ValueError(f"unknown segmenter {segmenter!r}; use one of {SEGMENTERS}")
         self.segmenter = segmenter
+        self.refiner: SurfaceRefiner | None = None
+        self.surface_note: str | None = None
+        if surface is False:
+            self.surface_note = "not requested"
+        elif surface is None and not isinstance(segmenter, OnnxSegmenter):
+            # SR was trained on the network's probabilities: another segmenter's are no
+            # input it knows. surface=True overrides (diagnostics).
+            self.surface_note = (
+                f"surface refinement needs the network segmenter, not {segmenter.name}"
+            )
+        else:
+            try:
+                self.refiner = SurfaceRefiner(folder=models_dir, provider=provider)
+            except ModelFileError as exc:
+                if surface:
+                    raise
+                self.surface_note = "the surface refinement models are not shipped"
+                log.info("surface refinement unavailable: %s", exc)
 
     def reconstruct(
         self,
         case: str | Path | Case,
         *,
         refine_geometry: bool = True,
+        refine_surface: bool = True,
         progress: Progress | None = None,
     ) -> Reconstruction:
         """Reconstruct a case folder (or an already loaded :class:`Case`).
 
         ``refine_geometry`` refines view B's geometry against view A (GEOMETRY.md) before
-        triangulating. Surface refinement (the graph network) is not available yet: the
-        result is the mesh initialisation (what ``run --no-refine`` asks for).
+        triangulating. ``refine_surface`` runs surface refinement (the graph network) on
+        the mesh initialisation when its models are loaded (see ``surface``); the report
+        says whether it ran and, if not, why.
         """
         t0 = time.perf_counter()
         if not isinstance(case, Case):
@@ -95,15 +133,27 @@ class Reconstructor:
         if progress is not None:
             progress("load", t_load)
         mi = mesh_initialisation(case, self.segmenter, refine=refine_geometry, progress=progress)
+        result = mi
+        if refine_surface and self.refiner is not None:
+            result = self.refiner.refine(mi, progress=progress)
         t_q = time.perf_counter()
-        dice = reprojection_dice(mi)
-        timings = {"load": t_load, **mi.timings_s, "quality": time.perf_counter() - t_q}
+        dice = reprojection_dice(result)
+        timings = {"load": t_load, **result.timings_s, "quality": time.perf_counter() - t_q}
         timings["total"] = time.perf_counter() - t0
-        report = self._report(case, mi, dice, timings, refine_geometry)
-        return Reconstruction(case=case, mi=mi, report=report)
+        surface = {"applied": result is not mi}
+        if result is mi:
+            surface["reason"] = "not requested" if not refine_surface else self.surface_note
+        report = self._report(case, result, dice, timings, refine_geometry, surface)
+        return Reconstruction(case=case, mi=mi, report=report, result=result)
 
     def _report(
-        self, case: Case, mi: MIResult, dice, timings, refine_geometry: bool
+        self,
+        case: Case,
+        mi: MIResult,
+        dice,
+        timings,
+        refine_geometry: bool,
+        surface: dict[str, Any],
     ) -> dict[str, Any]:
         views = []
         for v, g in zip(case.views, mi.geometries, strict=True):
@@ -118,12 +168,17 @@ class Reconstructor:
                 "angio_deploy": __version__,
                 "python": platform.python_version(),
             },
-            "backend": {"kernels": kernels.BACKEND, **self.segmenter.report()},
+            "backend": {
+                "kernels": kernels.BACKEND,
+                **self.segmenter.report(),
+                **({"surface_refinement": self.refiner.report()} if self.refiner else {}),
+            },
             "stages": {
                 "mesh_initialisation": True,
                 "geometry_refinement": refine_geometry,
-                "surface_refinement": False,
+                "surface_refinement": surface["applied"],
             },
+            "surface_refinement": surface,
             "views": views,
             "view_separation_deg": case.separation_deg,
             "quality": {"reprojection_dice": dice, **summary(mi)},

@@ -121,9 +121,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.verbose:
             print(f"{stage:<14} {1e3 * seconds:8.1f} ms", file=sys.stderr)
 
-    rec = Reconstructor(args.segmenter, provider=args.provider)
+    rec = Reconstructor(
+        args.segmenter, provider=args.provider, surface=False if args.no_refine else None
+    )
     result = rec.reconstruct(
-        args.case_dir, refine_geometry=not args.no_geometry_refinement, progress=progress
+        args.case_dir,
+        refine_geometry=not args.no_geometry_refinement,
+        refine_surface=not args.no_refine,
+        progress=progress,
     )
     out = Path(args.out) if args.out else Path(args.case_dir) / "out"
     result.write(out)
@@ -164,11 +169,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"\r{done}/{total} {name}", end="" if done < total else "\n", file=sys.stderr)
 
-    rec = Reconstructor(args.segmenter, provider=args.provider)
+    rec = Reconstructor(
+        args.segmenter, provider=args.provider, surface=False if args.no_refine else None
+    )
     res = evaluate_cases(
         args.cases_dir,
         rec,
         refine_geometry=not args.no_geometry_refinement,
+        refine_surface=not args.no_refine,
         true_geometry=args.true_geometry,
         out_root=args.out_root,
         limit=args.limit,
@@ -216,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-refine",
         action="store_true",
-        help="stop after mesh initialisation (surface refinement is not available yet)",
+        help="stop after mesh initialisation (no surface refinement)",
     )
     run.add_argument(
         "--no-geometry-refinement",

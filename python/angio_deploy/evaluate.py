@@ -53,6 +53,7 @@ def evaluate_cases(
     reconstructor: Reconstructor,
     *,
     refine_geometry: bool = True,
+    refine_surface: bool = True,
     true_geometry: bool = False,
     out_root: str | Path | None = None,
     limit: int | None = None,
@@ -67,7 +68,9 @@ def evaluate_cases(
             case = load_case(case_dir)
             if true_geometry:
                 case = with_true_geometry(case)
-            result = reconstructor.reconstruct(case, refine_geometry=refine_geometry)
+            result = reconstructor.reconstruct(
+                case, refine_geometry=refine_geometry, refine_surface=refine_surface
+            )
             out = (Path(out_root) / case_dir.name) if out_root else case_dir / "out"
             result.write(out)
             row.update(evaluate_case(out, case_dir / "truth"))

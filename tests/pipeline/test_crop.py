@@ -66,3 +66,14 @@ def test_normalize_crop() -> None:
     x = normalize_crop(np.linspace(0, 1, 100).reshape(10, 10))
     assert abs(float(x.mean())) < 1e-6 and abs(float(x.std()) - 1) < 1e-5
     assert not normalize_crop(np.ones((4, 4))).any()
+
+
+def test_crop_projection_composes_view_projection_and_crop_transform() -> None:
+    from angio_deploy import kernels
+
+    P = np.array([[1200.0, 0.0, 256.0, 10.0], [0.0, 1200.0, 256.0, -5.0], [0.0, 0.0, 1.0, 1000.0]])
+    c = SoiCrop.from_points([100.0, 300.0], [350.0, 220.0])
+    X = np.random.default_rng(1).normal(size=(20, 3)) * 30.0
+    np.testing.assert_allclose(
+        kernels.project(c.projection(P), X), c.to_crop(kernels.project(P, X)), atol=1e-9
+    )

@@ -126,3 +126,66 @@ class GatherGCN(nn.Module):
         """Copy a torch-geometric :class:`SurfaceGCN`'s parameters (same names)."""
         self.load_state_dict({**gcn.state_dict(), "index": self.index, "weight": self.weight})
         return self
+
+
+def sample_maps(maps: tuple[torch.Tensor, ...], uv: torch.Tensor, width: int, height: int):
+    """Bilinear samples (N, sum C) of one view's maps [(C, h, w)] at crop pixels uv (N, 2).
+
+    Every map covers the whole crop (align_corners=False, border clamp): the convention of
+    the native ``sample_bilinear`` kernel the runtime uses.
+    """
+    size = torch.tensor([width, height], dtype=uv.dtype)
+    grid = ((uv + 0.5) / size * 2.0 - 1.0).reshape(1, 1, -1, 2)
+    out = [
+        torch.nn.functional.grid_sample(
+            m.unsqueeze(0),
+            grid.to(m.dtype),
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=False,
+        )[0, :, 0].T
+        for m in maps
+    ]
+    return torch.cat(out, dim=1)
+
+
+def project_h(P: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """World points (N, 3) -> pixels (N, 2) with a 3x4 matrix."""
+    h = X @ P[:, :3].T + P[:, 3]
+    return h[:, :2] / h[:, 2:3]
+
+
+class SurfaceRefinementNet(nn.Module):
+    """Encoder + graph network of one SR model (the unit that is trained and checkpointed).
+
+    :meth:`forward` takes one case: ``crops`` (V, C, H, W) encoder inputs, ``crop_P``
+    (V, 3, 4) world-to-crop projections, ``vertices`` (N, 3) MI mesh in world mm, and the
+    normalised frame (``R`` (3, 3), ``b`` (3,), ``scale``); returns the predicted vertices
+    in the normalised frame (N, 3) and the input vertices in that frame.
+    """
+
+    def __init__(self, edge_index: torch.Tensor, in_channels: int = 2):
+        super().__init__()
+        self.encoder = FeatureEncoder(in_channels)
+        self.gcn = SurfaceGCN()
+        self.register_buffer("edge_index", edge_index, persistent=False)
+
+    def features(self, crops, crop_P, vertices, R, b, scale) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = self.encoder(crops)
+        H, W = crops.shape[-2:]
+        parts = []
+        for v in range(crops.shape[0]):
+            uv = project_h(crop_P[v], vertices)
+            parts.append(sample_maps(tuple(m[v] for m in maps), uv, W, H))
+        pos = scale * (vertices @ R.T + b)
+        parts.append(pos.to(parts[0].dtype))
+        return torch.cat(parts, dim=1), pos
+
+    def forward(self, crops, crop_P, vertices, R, b, scale) -> tuple[torch.Tensor, torch.Tensor]:
+        x, pos = self.features(crops, crop_P, vertices, R, b, scale)
+        return pos + self.gcn(x, self.edge_index).to(pos.dtype), pos
+
+
+def edge_index_of(edges: np.ndarray) -> torch.Tensor:
+    """Both directions of undirected edges (E, 2) -> torch-geometric edge_index (2, 2E)."""
+    return torch.as_tensor(np.concatenate([edges, edges[:, ::-1]]).T.copy(), dtype=torch.int64)

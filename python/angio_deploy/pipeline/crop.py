@@ -82,6 +82,15 @@ class SoiCrop:
         Ainv = np.linalg.inv(self.A)
         return (np.asarray(uv, dtype=np.float64) - self.b) @ Ainv.T
 
+    def projection(self, P: np.ndarray) -> np.ndarray:
+        """The 3x4 matrix projecting world points (mm) straight to crop pixels, given the
+        view's 3x4 projection matrix ``P`` (world mm -> image pixels)."""
+        Ainv = np.linalg.inv(self.A)
+        M = np.eye(3)
+        M[:2, :2] = Ainv
+        M[:2, 2] = -Ainv @ self.b
+        return M @ np.asarray(P, dtype=np.float64)
+
     def warp(self, image: np.ndarray, *, order: int = 1, cval: float = 0.0) -> np.ndarray:
         """Resample an image (H, W) into the crop (height, width), float32.
 

@@ -1,0 +1,131 @@
+"""Surface refinement (3DAngioNet section 2.3) at run time: no torch.
+
+Stages, each timed: the feature encoder (ONNX) runs on both views' SOI crops (the crops
+mesh initialisation segmented, two channels: the standardised image and the segmenter's
+probability); every MI vertex is projected into each view's crop with the (refined)
+geometry and the four feature maps are sampled there (native bilinear kernel); with the
+vertex's position in the normalised frame that makes 2 x 240 + 3 = 483 features; the graph
+network (ONNX, gather form over the fixed 100 x 60 topology) returns a displacement per
+vertex in the normalised frame, mapped back to world mm.
+
+Why crops rather than the paper's whole 512 x 512 views: the crop is what the segmenter
+already prepared, it magnifies short segments (up to 2x) so the finest feature map
+resolves the lumen edge better, and it costs about a sixth of the pixels (docs/DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from angio_deploy import kernels
+from angio_deploy.geometry import NormalisedFrame
+
+from .crop import normalize_crop
+from .mi import N_AROUND, MIResult, Progress, ViewResult
+
+log = logging.getLogger(__name__)
+
+ENCODER = "sr_encoder"
+GCN = "sr_gcn"
+#: Encoder input channels, in order (recorded in the model manifest as input.channels).
+CHANNELS = ("image", "probability")
+
+
+def encoder_input(vr: ViewResult, channels: tuple[str, ...] = CHANNELS) -> np.ndarray:
+    """(C, height, width) float32 encoder input of one view from its MI crop."""
+    planes = []
+    for ch in channels:
+        if ch == "image":
+            planes.append(normalize_crop(vr.crop.warp(vr.view.image)))
+        elif ch == "probability":
+            planes.append(np.asarray(vr.prob, dtype=np.float32))
+        else:
+            raise ValueError(f"unknown encoder input channel {ch!r}")
+    return np.stack(planes).astype(np.float32)
+
+
+def sr_frame(vertices: np.ndarray, reference: np.ndarray) -> NormalisedFrame:
+    """The normalised frame of an MI mesh, roll fixed by view A's direction."""
+    return NormalisedFrame.from_ring_mesh(vertices, N_AROUND, roll_reference=reference)
+
+
+def vertex_features(
+    maps: list[list[np.ndarray]],
+    crop_projections: list[np.ndarray],
+    crop_size: tuple[int, int],
+    vertices: np.ndarray,
+    frame: NormalisedFrame,
+) -> np.ndarray:
+    """(N, 483) float32: per view, bilinear samples of its maps [(Hk, Wk, Ck)] at the
+    vertices' crop pixels (projection ``crop_projections[v]``, crop ``(width, height)``),
+    then the vertices' normalised coordinates."""
+    W, H = crop_size
+    parts = []
+    for view_maps, Pc in zip(maps, crop_projections, strict=True):
+        uv = kernels.project(Pc, vertices)
+        parts.append(kernels.sample_bilinear(view_maps, uv, W, H).astype(np.float32))
+    parts.append(frame.to_frame(vertices).astype(np.float32))
+    return np.concatenate(parts, axis=1)
+
+
+def ring_summary(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ring centres (R, 3) mm and mean radii (R,) mm of a ring mesh."""
+    rings = vertices.reshape(-1, N_AROUND, 3)
+    centres = rings.mean(axis=1)
+    return centres, np.linalg.norm(rings - centres[:, None], axis=2).mean(axis=1)
+
+
+class SurfaceRefiner:
+    """Loads the SR encoder and graph network once; :meth:`refine` is thread-safe."""
+
+    def __init__(self, *, folder=None, **session_overrides: Any):
+        from angio_deploy.models import load_manifest, open_model
+
+        manifest = load_manifest(folder)
+        enc = manifest.get(ENCODER)
+        self.channels = tuple((enc.input or {}).get("channels", CHANNELS))
+        self.encoder = open_model(ENCODER, folder=folder, **session_overrides)
+        self.gcn = open_model(GCN, folder=folder, **session_overrides)
+
+    def refine(self, mi: MIResult, progress: Progress | None = None) -> MIResult:
+        """The MI result with SR vertices (and ring centres / radii from them)."""
+        timings = dict(mi.timings_s)
+        t0 = time.perf_counter()
+        x = np.stack([encoder_input(vr, self.channels) for vr in mi.views])
+        outs = self.encoder.run(x)
+        # NCHW -> per view, channel-last maps for the native sampler.
+        maps = [
+            [np.ascontiguousarray(o[v].transpose(1, 2, 0), dtype=np.float32) for o in outs.values()]
+            for v in range(len(mi.views))
+        ]
+        t1 = time.perf_counter()
+        timings["sr_encoder"] = t1 - t0
+        if progress is not None:
+            progress("sr_encoder", t1 - t0)
+        crop = mi.views[0].crop
+        frame = sr_frame(mi.vertices, mi.geometries[0].direction)
+        feats = vertex_features(
+            maps,
+            [vr.crop.projection(g.P) for vr, g in zip(mi.views, mi.geometries, strict=True)],
+            (crop.width, crop.height),
+            mi.vertices,
+            frame,
+        )
+        disp = self.gcn(feats)
+        vertices = frame.to_world(frame.to_frame(mi.vertices) + disp.astype(np.float64))
+        centres, radii = ring_summary(vertices)
+        t2 = time.perf_counter()
+        timings["sr_gcn"] = t2 - t1
+        if progress is not None:
+            progress("sr_gcn", t2 - t1)
+        return dataclasses.replace(
+            mi, vertices=vertices, centreline_mm=centres, radius_mm=radii, timings_s=timings
+        )
+
+    def report(self) -> dict[str, Any]:
+        return {"encoder": self.encoder.report(), "gcn": self.gcn.report()}

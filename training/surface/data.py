@@ -1,0 +1,165 @@
+"""SR training data: mesh initialisation run once per synthetic case and cached.
+
+For every seed the engine's case is written to a temporary folder and read back through
+the runtime (DICOM decoding included), then mesh initialisation runs with the TRUE view
+geometry and without geometry refinement. Why the true geometry: part of the header error
+is unobservable from two images (docs/DATASET.md), so an MI mesh made with the headers is
+displaced from the truth in a way no image feature explains; training on it would teach
+the network to guess. With the true geometry the input mesh, the image features and the
+target agree; at run time SR works in the refined geometry, where mesh and images agree.
+
+One ``<key>.npz`` per case (float32 unless noted):
+
+- ``crops`` (2, C, H, W) float16: the encoder input per view (standardised image crop,
+  segmenter probability), exactly as :func:`angio_deploy.pipeline.sr.encoder_input`.
+- ``crop_P`` (2, 3, 4) float64: world-to-crop projections.
+- ``mi`` (6000, 3), ``truth`` (6000, 3): world mm, ring-major.
+- ``reference`` (3,) float64: view A's direction (the frame's roll).
+
+``index.json`` lists the cases, the failures (with their errors), the segmenter (its
+model hash), the generator version and the channels.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+INDEX = "index.json"
+FORMAT = "angio-sr-cache/1"
+
+
+def _segmenter(kind: str, models_dir: str | None, masks=None):
+    from angio_deploy.pipeline.segmenters import OnnxSegmenter, OracleSegmenter
+
+    if kind == "network":
+        return OnnxSegmenter(folder=models_dir, intra_op_threads=1)
+    if kind == "oracle":
+        return OracleSegmenter(masks)
+    raise ValueError(f"segmenter must be 'network' or 'oracle', got {kind!r}")
+
+
+def case_sample(seed: int, segmenter: str = "network", models_dir: str | None = None):
+    """(arrays dict, segmenter report) for one seed; raises AngioDeployError when MI fails."""
+    from PIL import Image
+
+    from angio_deploy.evaluate import with_true_geometry
+    from angio_deploy.io.case import load_case
+    from angio_deploy.io.mesh_io import read_ply
+    from angio_deploy.pipeline.mi import mesh_initialisation
+    from angio_deploy.pipeline.sr import encoder_input
+    from angio_deploy.synth.engine import generate_case, write_case
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = write_case(generate_case(int(seed)), Path(tmp) / "case")
+        case = with_true_geometry(load_case(d))
+        masks = None
+        if segmenter == "oracle":
+            masks = {
+                v.name: np.asarray(Image.open(d / "truth" / f"mask_{v.name}.png")) > 0
+                for v in case.views
+            }
+        seg = _segmenter(segmenter, models_dir, masks)
+        mi = mesh_initialisation(case, seg, refine=False)
+        truth, _, _ = read_ply(d / "truth" / "mesh.ply")
+    arrays = {
+        "crops": np.stack([encoder_input(vr) for vr in mi.views]).astype(np.float16),
+        "crop_P": np.stack(
+            [vr.crop.projection(g.P) for vr, g in zip(mi.views, mi.geometries, strict=True)]
+        ),
+        "mi": mi.vertices.astype(np.float32),
+        "truth": np.asarray(truth, dtype=np.float32),
+        "reference": np.asarray(mi.geometries[0].direction, dtype=np.float64),
+    }
+    return arrays, seg.report()
+
+
+def _job(args: tuple[int, str, str | None, str]) -> dict[str, Any]:
+    from angio_deploy.errors import AngioDeployError
+
+    seed, segmenter, models_dir, out = args
+    key = f"seed_{seed:07d}"
+    try:
+        arrays, report = case_sample(seed, segmenter, models_dir)
+    except AngioDeployError as exc:
+        return {"seed": seed, "error": str(exc)}
+    np.savez(Path(out) / f"{key}.npz", **arrays)
+    return {"seed": seed, "key": key, "segmenter": report}
+
+
+def build_sr_cache(
+    out: str | Path,
+    seeds: Sequence[int],
+    *,
+    segmenter: str = "network",
+    models_dir: str | None = None,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Build (or complete: cases already cached are kept) an SR cache folder."""
+    from angio_deploy.synth.engine import GENERATOR_VERSION
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [s for s in seeds if not (out / f"seed_{int(s):07d}.npz").is_file()]
+    t0 = time.perf_counter()
+    results: list[dict[str, Any]] = []
+    jobs = [(int(s), segmenter, models_dir, str(out)) for s in todo]
+    if workers > 1:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for k, r in enumerate(pool.imap(_job, jobs, chunksize=4)):
+                results.append(r)
+                if (k + 1) % 50 == 0:
+                    log.info("%d/%d cases (%.0f s)", k + 1, len(jobs), time.perf_counter() - t0)
+    else:
+        for k, j in enumerate(jobs):
+            results.append(_job(j))
+            if (k + 1) % 50 == 0:
+                log.info("%d/%d cases (%.0f s)", k + 1, len(jobs), time.perf_counter() - t0)
+    old = json.loads((out / INDEX).read_text()) if (out / INDEX).is_file() else {}
+    failures = {
+        **old.get("failures", {}),
+        **{str(r["seed"]): r["error"] for r in results if "error" in r},
+    }
+    seg_report = next((r["segmenter"] for r in results if "segmenter" in r), old.get("segmenter"))
+    keys = sorted(p.stem for p in out.glob("seed_*.npz"))
+    index = {
+        "format": FORMAT,
+        "generator_version": GENERATOR_VERSION,
+        "segmenter_kind": segmenter,
+        "segmenter": seg_report,
+        "geometry": "true (truth/meta.json), no geometry refinement",
+        "keys": keys,
+        "failures": failures,
+        "seconds": round(time.perf_counter() - t0, 1) + old.get("seconds", 0.0),
+    }
+    (out / INDEX).write_text(json.dumps(index, indent=1, default=str) + "\n")
+    log.info("%d cases cached, %d failed", len(keys), len(failures))
+    return index
+
+
+class SRCache:
+    """Read side of an SR cache folder: ``len``, ``[i]`` -> dict of numpy arrays."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.index = json.loads((self.path / INDEX).read_text())
+        if self.index.get("format") != FORMAT:
+            raise ValueError(f"{self.path}: not an SR cache ({self.index.get('format')!r})")
+        self.keys: list[str] = list(self.index["keys"])
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        with np.load(self.path / f"{self.keys[i]}.npz") as z:
+            return {k: z[k] for k in z.files}
