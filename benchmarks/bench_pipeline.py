@@ -5,7 +5,8 @@
 Generates ``count`` test-split cases into a temporary folder, loads one
 :class:`angio_deploy.api.Reconstructor` (models loaded once), reconstructs one case to warm
 up, then times every case: median and p90 per stage (load, crop, segment, centreline_2d,
-refine, triangulate, mesh, quality, total). Failed cases (vessel not found) are counted and
+refine, triangulate, mesh, sr_encoder and sr_gcn when surface refinement runs, quality,
+total). Failed cases (vessel not found) are counted and
 left out of the timings. Finally times one cold `angio-deploy run` in a fresh process.
 Use ANGIO_DEPLOY_MODELS_DIR to point at an exported segmenter that is not shipped yet.
 """
@@ -26,6 +27,7 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=20)
     ap.add_argument("--first-seed", type=int, default=2_000_000)
     ap.add_argument("--segmenter", choices=("network", "frangi"), default="network")
+    ap.add_argument("--no-refine", action="store_true", help="mesh initialisation only (no SR)")
     args = ap.parse_args()
 
     from angio_deploy import kernels
@@ -38,7 +40,7 @@ def main() -> None:
             write_case(generate_case(s), Path(tmp) / f"case_{s}")
             for s in range(args.first_seed, args.first_seed + args.count)
         ]
-        rec = Reconstructor(args.segmenter)
+        rec = Reconstructor(args.segmenter, surface=False if args.no_refine else None)
         for c in cases:  # warm-up on the first case that reconstructs
             try:
                 rec.reconstruct(c)
@@ -66,6 +68,7 @@ def main() -> None:
                 str(cases[0]),
                 "--segmenter",
                 args.segmenter,
+                *(["--no-refine"] if args.no_refine else []),
             ],
             capture_output=True,
             text=True,
@@ -74,7 +77,9 @@ def main() -> None:
 
     print(
         f"kernels: {kernels.BACKEND}; segmenter: {args.segmenter}; provider: "
-        f"{backend.get('provider', '-')}; cases: {args.count}, failed: {failed}"
+        f"{backend.get('provider', '-')}; surface refinement: "
+        f"{r.report['surface_refinement'] if stages else '-'}; "
+        f"cases: {args.count}, failed: {failed}"
     )
     print("| stage | median ms | p90 ms |\n|---|---:|---:|")
     for k, v in stages.items():
