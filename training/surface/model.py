@@ -6,8 +6,8 @@
   strides 1, 2, 4 and 8 of the input crop.
 - :class:`SurfaceGCN`: 8 torch-geometric ``GCNConv`` layers (hidden 128, ReLU, residual
   connections on the hidden layers) regressing a displacement per vertex of the MI mesh,
-  in the normalised frame. The last layer starts at zero, so an untrained network returns
-  the MI mesh unchanged.
+  in the normalised frame (the last layer's output times DISPLACEMENT_SCALE). The last
+  layer starts at zero, so an untrained network returns the MI mesh unchanged.
 - :class:`GatherGCN`: the same network with each ``GCNConv`` written as a gather over a
   precomputed normalised neighbour table of the fixed 100 x 60 topology (no scatter
   operations, which TensorRT handles badly): the form exported to ONNX. It shares its
@@ -29,6 +29,10 @@ N_VIEWS = 2
 IN_FEATURES = N_VIEWS * FEATURE_CHANNELS + 3  # 483
 HIDDEN = 128
 N_LAYERS = 8
+#: The last layer's output times this is the displacement in the normalised frame (where
+#: 1 is the segment's length, ~30-80 mm): Adam's first steps move every weight by ~lr,
+#: which unscaled displaced the zero-initialised output by millimetres at step one.
+DISPLACEMENT_SCALE = 0.01
 
 
 class FeatureEncoder(nn.Module):
@@ -81,7 +85,7 @@ class SurfaceGCN(nn.Module):
         h = torch.relu(self.convs[0](x, edge_index))
         for conv in self.convs[1:-1]:
             h = h + torch.relu(conv(h, edge_index))
-        return self.convs[-1](h, edge_index)
+        return DISPLACEMENT_SCALE * self.convs[-1](h, edge_index)
 
 
 class _GatherConv(nn.Module):
@@ -120,7 +124,7 @@ class GatherGCN(nn.Module):
         h = torch.relu(self.convs[0](x, self.index, self.weight))
         for conv in self.convs[1:-1]:
             h = h + torch.relu(conv(h, self.index, self.weight))
-        return self.convs[-1](h, self.index, self.weight)
+        return DISPLACEMENT_SCALE * self.convs[-1](h, self.index, self.weight)
 
     def load_from(self, gcn: SurfaceGCN) -> GatherGCN:
         """Copy a torch-geometric :class:`SurfaceGCN`'s parameters (same names)."""

@@ -94,8 +94,22 @@ class _Step:
         self.net, self.loss, self.sigma = net, loss, sigma
         topo = ring_topology()
         self.faces = torch.as_tensor(topo.faces_capped)
+        # Rendered truth silhouettes per case key: fixed, so rendered once (float16).
+        self._targets: dict[str, list[torch.Tensor]] = {}
 
-    def __call__(self, sample: dict[str, np.ndarray], with_silhouette: bool):
+    def _target(self, key: str | None, P: torch.Tensor, truth, v: int, H: int, W: int):
+        cached = self._targets.get(key) if key is not None else None
+        if cached is not None and len(cached) > v:
+            return cached[v].float()
+        with torch.no_grad():
+            t = soft_silhouette(project_h(P, truth), self.faces, H, W, self.sigma)
+        if key is not None:
+            self._targets.setdefault(key, []).append(t.half())
+        return t
+
+    def __call__(
+        self, sample: dict[str, np.ndarray], with_silhouette: bool, key: str | None = None
+    ):
         t = _tensors(sample)
         R, b, scale = _frame(sample)
         pred, pos = self.net(t["crops"], t["crop_P"], t["mi"], R, b, scale)
@@ -107,8 +121,7 @@ class _Step:
             sils = []
             for v in range(t["crop_P"].shape[0]):
                 P = t["crop_P"][v]
-                with torch.no_grad():
-                    target = soft_silhouette(project_h(P, t["truth"]), self.faces, H, W, self.sigma)
+                target = self._target(key, P, t["truth"], v, H, W)
                 sils.append(
                     (soft_silhouette(project_h(P, world), self.faces, H, W, self.sigma), target)
                 )
@@ -216,7 +229,8 @@ def train_sr(cfg: SRTrainConfig) -> dict[str, Any]:
             order = np.random.default_rng(cfg.seed + st["epoch"]).permutation(len(train))
             while st["index"] < len(order):
                 t0 = time.perf_counter()
-                total, parts, mae = step_fn(train[int(order[st["index"]])], with_sil)
+                i = int(order[st["index"]])
+                total, parts, mae = step_fn(train[i], with_sil, key=train.keys[i])
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 opt.step()
