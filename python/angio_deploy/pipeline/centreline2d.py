@@ -120,21 +120,21 @@ def _resample(points: np.ndarray, step: float) -> np.ndarray:
 
 
 def _edges(
-    prob: np.ndarray, points: np.ndarray, normals: np.ndarray
+    prob: np.ndarray, points: np.ndarray, normals: np.ndarray, level: float = THRESHOLD
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Signed distances (K,) of the left and right 0.5 crossings along each normal."""
+    """Distances (K,) of the left and right ``level`` crossings along each normal."""
     offs = np.arange(0.0, WIDTH_SEARCH_PX + WIDTH_STEP_PX, WIDTH_STEP_PX)
     out = []
     for sign in (-1.0, 1.0):
         q = points[:, None, :] + sign * offs[None, :, None] * normals[:, None, :]
         vals = ndimage.map_coordinates(prob, [q[..., 1], q[..., 0]], order=1, mode="constant")
-        below = vals < THRESHOLD
+        below = vals < level
         # First sample below threshold walking outward (0 if the centre itself is below).
         first = np.where(below.any(axis=1), below.argmax(axis=1), len(offs) - 1)
         k = np.maximum(first, 1)
         v0 = vals[np.arange(len(k)), k - 1]
         v1 = vals[np.arange(len(k)), k]
-        frac = np.clip((v0 - THRESHOLD) / np.maximum(v0 - v1, 1e-9), 0.0, 1.0)
+        frac = np.clip((v0 - level) / np.maximum(v0 - v1, 1e-9), 0.0, 1.0)
         d = (k - 1 + frac) * WIDTH_STEP_PX
         d = np.where(first == 0, 0.0, d)
         out.append(d)
@@ -207,9 +207,19 @@ def _straighten_ends(xy: np.ndarray, zones: tuple[float, float]) -> np.ndarray:
 
 
 def extract_centreline(
-    prob: np.ndarray, start: np.ndarray, end: np.ndarray, *, view: str = "?", step_px: float = 1.0
+    prob: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    *,
+    view: str = "?",
+    step_px: float = 1.0,
+    width_level: float = THRESHOLD,
 ) -> Centreline2D:
     """Centreline and widths of the vessel from ``start`` to ``end`` (crop px) in ``prob``.
+
+    Widths are measured between the ``width_level`` crossings of the probability: 0.5 by
+    default; a segmenter whose probabilities are biased wide or narrow at the edge carries
+    a level calibrated on the validation split (tools/calibrate_width_level.py).
 
     Raises InputError naming the view when the vessel is not found at an end point or the
     segmentation does not connect start and end.
@@ -244,7 +254,7 @@ def extract_centreline(
     t = np.gradient(xy, axis=0)
     t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
     normals = np.column_stack([-t[:, 1], t[:, 0]])
-    left, right = _edges(prob, xy, normals)
+    left, right = _edges(prob, xy, normals, width_level)
     # Near the ends (within a half-width, or on an extension beyond the segmentation) the
     # normals run along the mask's end, where the edges are not the lumen's: hold the
     # width and the centring offset measured just outside that zone.

@@ -186,7 +186,13 @@ def segment_views(
     out = []
     for v, c, p in zip(case.views, crops, probs, strict=True):
         ends = c.to_crop(np.stack([v.soi.start, v.soi.end]))
-        cl = extract_centreline(p, ends[0], ends[1], view=f"{v.name} ({v.image_path.name})")
+        cl = extract_centreline(
+            p,
+            ends[0],
+            ends[1],
+            view=f"{v.name} ({v.image_path.name})",
+            width_level=float(getattr(segmenter, "width_level", 0.5)),
+        )
         out.append(ViewResult(v, c, p, cl, c.to_image(cl.points), cl.widths / c.scale))
     _timed(timings, "centreline_2d", progress, t)
     return out[0], out[1]

@@ -29,7 +29,10 @@ Item = tuple[CaseView, SoiCrop]
 
 
 class Segmenter(Protocol):
-    """[(view, crop)] -> probabilities [(height, width) float32 in [0, 1]] in crop space."""
+    """[(view, crop)] -> probabilities [(height, width) float32 in [0, 1]] in crop space.
+
+    An optional attribute ``width_level`` (default 0.5) is the probability level between
+    whose crossings the 2D centreline stage measures lumen widths."""
 
     name: str
     crop: dict[str, Any]
@@ -57,6 +60,9 @@ class OnnxSegmenter:
 
         entry = load_manifest(folder).get(model)
         self.crop = dict(entry.crop or DEFAULT_CROP)
+        #: Probability level between which lumen widths are measured (calibrated per model
+        #: on the validation split; 0.5 when the manifest says nothing).
+        self.width_level = float(entry.extra.get("width_level", 0.5))
         self.session = open_model(model, folder=folder, **session_overrides)
 
     def segment(self, items: Sequence[Item]) -> list[np.ndarray]:
@@ -65,7 +71,7 @@ class OnnxSegmenter:
         return list((1.0 / (1.0 + np.exp(-logits))).astype(np.float32))
 
     def report(self) -> dict[str, Any]:
-        return {"segmenter": self.name, **self.session.report()}
+        return {"segmenter": self.name, "width_level": self.width_level, **self.session.report()}
 
 
 class FrangiSegmenter:
