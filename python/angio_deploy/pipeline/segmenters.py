@@ -51,14 +51,29 @@ DEFAULT_CROP = {
 
 
 class OnnxSegmenter:
-    """The shipped EfficientNet-B3 U-Net through ONNX Runtime (or another .onnx file)."""
+    """The shipped EfficientNet-B3 U-Net through ONNX Runtime (or another .onnx file).
+
+    ``flip_tta``: also segment each crop flipped vertically (the SOI stays on the mid-line,
+    start left) and average the probabilities; None takes the manifest's ``flip_tta``
+    (default True). Training augments with the same flip, so the two passes are equally
+    valid and their mean is smoother at the edges (+1.1 Dice points on 60 test views with
+    an early checkpoint, docs/RESULTS.md) for one batch of four crops instead of two.
+    """
 
     name = "unet-efficientnet-b3"
 
-    def __init__(self, model: str = "segmenter", *, folder=None, **session_overrides: Any):
+    def __init__(
+        self,
+        model: str = "segmenter",
+        *,
+        folder=None,
+        flip_tta: bool | None = None,
+        **session_overrides: Any,
+    ):
         from angio_deploy.models import load_manifest, open_model
 
         entry = load_manifest(folder).get(model)
+        self.flip_tta = bool(entry.extra.get("flip_tta", True)) if flip_tta is None else flip_tta
         self.crop = dict(entry.crop or DEFAULT_CROP)
         #: Probability level between which lumen widths are measured (calibrated per model
         #: on the validation split; 0.5 when the manifest says nothing).
@@ -66,12 +81,23 @@ class OnnxSegmenter:
         self.session = open_model(model, folder=folder, **session_overrides)
 
     def segment(self, items: Sequence[Item]) -> list[np.ndarray]:
-        x = np.stack([normalize_crop(c.warp(v.image)) for v, c in items])[:, None]
-        logits = self.session(np.ascontiguousarray(x, dtype=np.float32))[:, 0]
-        return list((1.0 / (1.0 + np.exp(-logits))).astype(np.float32))
+        x = np.stack([normalize_crop(c.warp(v.image)) for v, c in items])
+        if self.flip_tta:
+            x = np.concatenate([x, x[:, ::-1]])
+        logits = self.session(np.ascontiguousarray(x[:, None], dtype=np.float32))[:, 0]
+        p = 1.0 / (1.0 + np.exp(-logits))
+        if self.flip_tta:
+            n = len(items)
+            p = 0.5 * (p[:n] + p[n:, ::-1])
+        return list(p.astype(np.float32))
 
     def report(self) -> dict[str, Any]:
-        return {"segmenter": self.name, "width_level": self.width_level, **self.session.report()}
+        return {
+            "segmenter": self.name,
+            "width_level": self.width_level,
+            "flip_tta": self.flip_tta,
+            **self.session.report(),
+        }
 
 
 class FrangiSegmenter:
