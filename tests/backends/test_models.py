@@ -37,6 +37,15 @@ def test_shipped_manifest_is_valid_and_every_listed_model_verifies() -> None:
         assert M.verify(entry) == entry.path
 
 
+def test_shipped_models_fit_the_size_budget() -> None:
+    # Issue 4: every shipped model file together under 60 MB (weights stored compactly).
+    manifest = M.load_manifest(M.PACKAGE_DIR)
+    total = sum(e.path.stat().st_size for e in manifest.models)
+    assert total < 60 * 2**20, f"shipped models take {total / 2**20:.1f} MiB"
+    onnx_files = {p.name for p in M.PACKAGE_DIR.glob("*.onnx")}
+    assert onnx_files == {e.file for e in manifest.models}, "unlisted or missing model files"
+
+
 def test_register_and_load(model_dir: Path) -> None:
     doc = json.loads((model_dir / "manifest.json").read_text())
     assert doc["format"] == M.MANIFEST_FORMAT
