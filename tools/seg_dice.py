@@ -60,24 +60,13 @@ def main() -> None:
     seg = (
         OnnxSegmenter(folder=args.models_dir) if args.segmenter == "network" else FrangiSegmenter()
     )
-    c = seg.crop
     rows = []
     t0 = time.perf_counter()
     cases = find_cases(args.cases_dir)[: args.limit]
     for k, case_dir in enumerate(cases):
         case = load_case(case_dir)
         masks = main_masks(case_dir)
-        crops = [
-            SoiCrop.from_points(
-                v.soi.start,
-                v.soi.end,
-                width=int(c["width"]),
-                height=int(c["height"]),
-                margin_px=int(c["margin_px"]),
-                max_scale=float(c["max_scale"]),
-            )
-            for v in case.views
-        ]
+        crops = [SoiCrop.from_config(v.soi.start, v.soi.end, seg.crop) for v in case.views]
         probs = seg.segment(list(zip(case.views, crops, strict=True)))
         for v, crop, prob, m in zip(case.views, crops, probs, masks, strict=True):
             truth = crop.warp(m.astype(np.float32)) > 0.5

@@ -73,6 +73,19 @@ class SoiCrop:
         b = 0.5 * (s + e) - A @ mid_crop
         return cls(width=width, height=height, A=A, b=b, scale=scale, angle_rad=angle)
 
+    @classmethod
+    def from_config(cls, start: np.ndarray, end: np.ndarray, cfg: dict) -> SoiCrop:
+        """:meth:`from_points` with a model's crop settings (``width``, ``height``,
+        ``margin_px``, ``max_scale``, as a segmenter's ``crop`` and the manifest hold)."""
+        return cls.from_points(
+            start,
+            end,
+            width=int(cfg["width"]),
+            height=int(cfg["height"]),
+            margin_px=int(cfg["margin_px"]),
+            max_scale=float(cfg["max_scale"]),
+        )
+
     def to_image(self, xy: np.ndarray) -> np.ndarray:
         """Crop pixels (N, 2) -> image pixels (N, 2)."""
         return np.asarray(xy, dtype=np.float64) @ self.A.T + self.b

@@ -168,18 +168,7 @@ def segment_views(
 ) -> tuple[ViewResult, ViewResult]:
     """Crop, segment and trace the SOI in both views."""
     t = time.perf_counter()
-    cfg = segmenter.crop
-    crops = [
-        SoiCrop.from_points(
-            v.soi.start,
-            v.soi.end,
-            width=int(cfg["width"]),
-            height=int(cfg["height"]),
-            margin_px=int(cfg["margin_px"]),
-            max_scale=float(cfg["max_scale"]),
-        )
-        for v in case.views
-    ]
+    crops = [SoiCrop.from_config(v.soi.start, v.soi.end, segmenter.crop) for v in case.views]
     t = _timed(timings, "crop", progress, t)
     probs = segmenter.segment(list(zip(case.views, crops, strict=True)))
     t = _timed(timings, "segment", progress, t)
