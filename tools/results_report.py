@@ -7,7 +7,9 @@ Reads every ``*.json`` written by ``angio-deploy evaluate --json`` in the folder
 stem is the configuration's label) and prints Markdown: per configuration the number of
 cases and failures, then per metric the mean, the median, the 5th, 25th, 75th and 95th
 percentiles and the share of cases meeting the paper's MI-only value where one exists.
-Failed cases (vessel not found, ...) have no metrics and are counted, not hidden.
+Failed cases (vessel not found, ...) have no metrics and are counted, not hidden. When
+the configurations cover different numbers of cases, the comparison is repeated on the
+cases all of them evaluated.
 ``--figures`` writes ``results_distributions.png`` (histograms of MAE, HD, Dice per
 configuration). ``--worst-from OUT_ROOT=LABEL`` copies the overlays of LABEL's four worst
 cases by MAE from that evaluation's ``--out-root`` into ``FIGURES/results_worst.png``.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +82,8 @@ def table(label: str, doc: dict) -> str:
     errors: dict[str, int] = {}
     for r in rows:
         if "error" in r:
-            key = r["error"].split(":")[-1].strip()[:80]
+            msg = r["error"].split(":")[-1].strip()
+            key = re.sub(r"\d+% of", "part of", msg).split("(")[0].strip()
             errors[key] = errors.get(key, 0) + 1
     if errors:
         lines += ["", "Failures: " + "; ".join(f"{n} x {e}" for e, n in sorted(errors.items()))]
@@ -149,6 +153,14 @@ def worst(doc: dict, out_root: Path, out: Path, n: int = 4) -> tuple[Path, list[
     return path, [r["case"] for r in rows]
 
 
+def common(docs: dict[str, dict]) -> dict[str, dict]:
+    """Every configuration restricted to the cases all of them evaluated (failures kept)."""
+    names = set.intersection(*({r["case"] for r in d["cases"]} for d in docs.values()))
+    return {
+        k: {**d, "cases": [r for r in d["cases"] if r["case"] in names]} for k, d in docs.items()
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("folder", type=Path)
@@ -157,6 +169,9 @@ def main() -> None:
     args = ap.parse_args()
     docs = load(args.folder)
     print(comparison(docs))
+    if len({len(d["cases"]) for d in docs.values()}) > 1:
+        print("\nOn the cases every configuration evaluated:\n")
+        print(comparison(common(docs)))
     for label, doc in docs.items():
         print()
         print(table(label, doc))

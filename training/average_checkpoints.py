@@ -72,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         results[str(c)] = {"sha256": sha[:12], **validator(model, True)}
         print(json.dumps({str(c): results[str(c)]}), flush=True)
     (args.out / "validation.json").write_text(json.dumps(results, indent=1) + "\n")
+    # The averaged model's own validation replaces the last checkpoint's metrics.
+    cfg["metrics"] = {k: v for k, v in results[str(args.out)].items() if k != "sha256"}
+    (args.out / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
     return 0
 
 

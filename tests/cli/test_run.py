@@ -71,3 +71,20 @@ def test_api_is_thread_safe(example) -> None:
     stages = []
     rec.reconstruct(example, refine_geometry=False, progress=lambda s, t: stages.append(s))
     assert stages[0] == "load" and "mesh" in stages and "refine" in stages
+
+
+def test_run_with_the_shipped_segmenter_on_the_example(example, capsys) -> None:
+    # The README's main command: the trained network ships in the package.
+    rc = main(["run", str(example)])
+    assert rc == 0, capsys.readouterr().err
+    rep = json.loads((example / "out" / "report.json").read_text())
+    seg = rep["backend"]
+    assert seg["segmenter"] == "unet-efficientnet-b3" and seg["provider_short"] == "cpu"
+    assert seg["flip_tta"] is True and 0.3 <= seg["width_level"] <= 0.7
+    assert rep["stages"]["mesh_initialisation"] is True
+    assert min(rep["quality"]["reprojection_dice"]) > 0.7
+    # Against the example's truth: a loose guard, the test split numbers are in RESULTS.md.
+    from angio_deploy.metrics import evaluate_case
+
+    row = evaluate_case(example / "out", example / "truth")
+    assert row["Dice"] > 0.6 and row["MAE"] < 3.0, row
