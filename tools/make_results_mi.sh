@@ -7,7 +7,7 @@
 # version 1, seeds 2000000-2000499). Results go to docs/results/ (JSON, committed) and the
 # per-case outputs to $OUT (default /tmp/results_mi, not committed). FP32_MODELS_DIR, if
 # given, holds an fp32 export of the same checkpoint (python -m export.onnx_export
-# runs/seg/best DIR/segmenter.onnx --register) for the fp16-vs-fp32 rows. Runs two jobs at a
+# runs/seg/avg789 DIR/segmenter.onnx --register) for the fp16-vs-fp32 rows. Runs two jobs at a
 # time (this machine has 2 cores). SECONDARY_LIMIT=N evaluates the comparison rows (no
 # geometry refinement, true geometry, Frangi, fp32) on the first N cases only: each full
 # evaluation takes ~25 min here (exact point-to-surface distances dominate).
