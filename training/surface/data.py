@@ -25,8 +25,10 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
+import os
 import tempfile
 import time
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -93,8 +95,22 @@ def _job(args: tuple[int, str, str | None, str]) -> dict[str, Any]:
         arrays, report = case_sample(seed, segmenter, models_dir)
     except AngioDeployError as exc:
         return {"seed": seed, "error": str(exc)}
-    np.savez(Path(out) / f"{key}.npz", **arrays)
+    final = Path(out) / f"{key}.npz"
+    tmp = final.with_name(final.name + ".tmp")
+    with open(tmp, "wb") as fh:  # atomic: a killed build leaves no half-written case
+        np.savez(fh, **arrays)
+    os.replace(tmp, final)
     return {"seed": seed, "key": key, "segmenter": report}
+
+
+def _complete(path: Path) -> bool:
+    """Whether a cached case file opens and holds every array."""
+    try:
+        # Our own handle: np.load leaks its file when the zip is broken.
+        with open(path, "rb") as fh, np.load(fh) as z:
+            return {"crops", "crop_P", "mi", "truth", "reference"} <= set(z.files)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return False
 
 
 def build_sr_cache(
@@ -110,7 +126,7 @@ def build_sr_cache(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    todo = [s for s in seeds if not (out / f"seed_{int(s):07d}.npz").is_file()]
+    todo = [s for s in seeds if not _complete(out / f"seed_{int(s):07d}.npz")]
     t0 = time.perf_counter()
     results: list[dict[str, Any]] = []
     jobs = [(int(s), segmenter, models_dir, str(out)) for s in todo]

@@ -6,6 +6,7 @@ Truth-mask segmentation keeps the test independent of the shipped segmenter.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +151,15 @@ def test_api_runs_surface_refinement_and_reports_it(sr_run, tmp_path) -> None:
     np.testing.assert_allclose(mi_only.vertices, mi_only.mi.vertices)
     with pytest.raises(ModelFileError):
         Reconstructor(seg, models_dir=tmp_path / "nothing_here", surface=True)
+
+
+def test_rebuild_completes_a_cache_with_a_broken_case(sr_data, tmp_path) -> None:
+    import shutil
+
+    from training.surface.data import SRCache, build_sr_cache
+
+    d = Path(shutil.copytree(sr_data / "val", tmp_path / "val"))
+    f = d / "seed_1000000.npz"
+    f.write_bytes(f.read_bytes()[:1000])  # a build killed mid-write (older, non-atomic)
+    build_sr_cache(d, VAL_SEEDS, segmenter="oracle")
+    assert SRCache(d)[0]["mi"].shape == (6000, 3)
