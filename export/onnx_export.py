@@ -160,30 +160,53 @@ def metadata_for(
     return meta
 
 
+def trace_to_onnx(
+    module,
+    example: tuple,
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    dynamic_axes: dict | None = None,
+    *,
+    opset: int = DEFAULT_OPSET,
+) -> onnx.ModelProto:
+    """Trace ``module`` (eval mode) with the legacy TorchScript exporter (see the module
+    docstring) to an in-memory ModelProto; exporter warnings go to the debug log."""
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+            warnings.simplefilter("always")
+            torch.onnx.export(
+                module,
+                example,
+                str(path),
+                input_names=list(inputs),
+                output_names=list(outputs),
+                opset_version=opset,
+                dynamic_axes=dynamic_axes,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+        for msg in sorted({f"{w.category.__name__}: {w.message}" for w in caught}):
+            log.debug("exporter: %s", msg)
+        return onnx.load(str(path))
+
+
 def torch_to_onnx(model, config: dict[str, Any], *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     """Trace ``model`` (eval mode) to an ONNX ModelProto with a dynamic batch axis."""
     import torch
 
     crop = config["crop"]
     example = torch.zeros(2, int(config["in_channels"]), int(crop["height"]), int(crop["width"]))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        with warnings.catch_warnings(record=True) as caught, torch.no_grad():
-            warnings.simplefilter("always")
-            torch.onnx.export(
-                model,
-                (example,),
-                str(path),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                opset_version=opset,
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                do_constant_folding=True,
-                dynamo=False,
-            )
-        for msg in sorted({f"{w.category.__name__}: {w.message}" for w in caught}):
-            log.debug("exporter: %s", msg)
-        proto = onnx.load(str(path))
+    proto = trace_to_onnx(
+        model,
+        (example,),
+        [INPUT_NAME],
+        [OUTPUT_NAME],
+        {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        opset=opset,
+    )
     # The TorchScript exporter's symbolic shapes can be wrong (it labelled the output's
     # height "batch"); drop its intermediate shapes and declare the I/O shapes exactly.
     del proto.graph.value_info[:]

@@ -24,8 +24,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,10 +33,10 @@ import onnx
 
 from angio_deploy.backends._hash import sha256_file
 from export.compact import fp16_weights
+from export.onnx_export import trace_to_onnx
 
 log = logging.getLogger("export.sr_export")
 
-OPSET = 17
 ENCODER_TOL = 1e-4
 GCN_TOL = 1e-5
 
@@ -57,29 +55,6 @@ def load_sr_checkpoint(ckpt: str | Path):
     net.load_state_dict(load_tensors(ckpt / "model.safetensors"))
     net.eval()
     return net, config, sha256_file(ckpt / "model.safetensors")
-
-
-def _to_onnx(
-    module, example: tuple, inputs: list[str], outputs: list[str], dynamic
-) -> onnx.ModelProto:
-    import torch
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "m.onnx"
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                module,
-                example,
-                str(path),
-                input_names=inputs,
-                output_names=outputs,
-                opset_version=OPSET,
-                dynamic_axes=dynamic,
-                do_constant_folding=True,
-                dynamo=False,
-            )
-        return onnx.load(str(path))
 
 
 def _save(proto: onnx.ModelProto, path: Path, props: dict[str, str]) -> None:
@@ -122,7 +97,7 @@ def export_sr(
 
     # Encoder.
     names = [f"block{k + 1}" for k in range(4)]
-    enc = _to_onnx(
+    enc = trace_to_onnx(
         net.encoder,
         (torch.zeros(2, C, H, W),),
         ["crops"],
@@ -141,7 +116,7 @@ def export_sr(
 
     # Graph network, gather form, compared with the torch-geometric model.
     gather = GatherGCN(*topo.neighbour_table()).load_from(net.gcn).eval()
-    gcn = _to_onnx(gather, (torch.zeros(n, IN_FEATURES),), ["features"], ["displacement"], None)
+    gcn = trace_to_onnx(gather, (torch.zeros(n, IN_FEATURES),), ["features"], ["displacement"])
     if fp16:
         gcn, _ = fp16_weights(gcn)
     gcn_path = out_dir / "sr_gcn.onnx"

@@ -64,14 +64,16 @@ def main() -> None:
             truth, _, _ = read_ply(d / "truth" / "mesh.ply")
             _, r_true = ring_summary(truth)
             cached = _Cached(seg)
+            row = {}
             try:
                 for lv in LEVELS:
                     cached.width_level = lv
                     res = mesh_initialisation(case, cached, refine=False)
-                    bias[lv].append(float(np.mean(res.radius_mm - r_true)))
+                    row[lv] = float(np.mean(res.radius_mm - r_true))
             except AngioDeployError:
-                for lv in LEVELS:
-                    bias[lv] = bias[lv][: min(len(b) for b in bias.values())]
+                continue  # a case that fails at any level is left out at every level
+            for lv in LEVELS:
+                bias[lv].append(row[lv])
     means = np.array([np.mean(bias[lv]) for lv in LEVELS])
     print(f"{len(bias[LEVELS[0]])} validation cases (true geometry)")
     print("| width level | mean radius error mm | median |\n|---:|---:|---:|")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 from PIL import Image
 
 from angio_deploy.errors import InputError
+from angio_deploy.evaluate import with_true_geometry
 from angio_deploy.geometry import ViewGeometry
 from angio_deploy.io.case import load_case
 from angio_deploy.io.mesh_io import read_ply
@@ -25,19 +25,9 @@ def synth_case(tmp_path_factory):
     return d, masks
 
 
-def _with_true_geometry(case, meta):
-    views = []
-    for v, vm in zip(case.views, meta["views"], strict=True):
-        P = np.array(vm["true"]["projection_matrix"])
-        g = ViewGeometry.from_matrix(P, v.geometry.width, v.geometry.height)
-        views.append(dataclasses.replace(v, geometry=g))
-    return dataclasses.replace(case, views=tuple(views))
-
-
 def test_oracle_segmentation_with_true_geometry_recovers_the_truth(synth_case) -> None:
     d, masks = synth_case
-    meta = json.loads((d / "truth" / "meta.json").read_text())
-    case = _with_true_geometry(load_case(d), meta)
+    case = with_true_geometry(load_case(d))
     res = mesh_initialisation(case, OracleSegmenter(masks), refine=False)
     truth, _, _ = read_ply(d / "truth" / "mesh.ply")
     assert res.vertices.shape == (6000, 3) and res.faces.shape == (11880, 3)

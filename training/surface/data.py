@@ -30,6 +30,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,18 @@ INDEX = "index.json"
 FORMAT = "angio-sr-cache/1"
 
 
+@lru_cache(maxsize=2)
+def _network(models_dir: str | None):
+    from angio_deploy.pipeline.segmenters import OnnxSegmenter
+
+    return OnnxSegmenter(folder=models_dir, intra_op_threads=1)
+
+
 def _segmenter(kind: str, models_dir: str | None, masks=None):
-    from angio_deploy.pipeline.segmenters import OnnxSegmenter, OracleSegmenter
+    from angio_deploy.pipeline.segmenters import OracleSegmenter
 
     if kind == "network":
-        return OnnxSegmenter(folder=models_dir, intra_op_threads=1)
+        return _network(models_dir)
     if kind == "oracle":
         return OracleSegmenter(masks)
     raise ValueError(f"segmenter must be 'network' or 'oracle', got {kind!r}")

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from angio_deploy import kernels
+from angio_deploy.pipeline.mi import ring_faces
 
 N_RINGS = 100
 N_AROUND = 60
@@ -61,8 +61,10 @@ def ring_topology(n_rings: int = N_RINGS, n_around: int = N_AROUND) -> RingTopol
     around = np.stack([idx.ravel(), np.roll(idx, -1, axis=1).ravel()], axis=1)
     along = np.stack([idx[:-1].ravel(), idx[1:].ravel()], axis=1)
     edges = np.concatenate([around, along]).astype(np.int64)
-    # Faces depend only on the counts: take them from the native mesher on a straight tube.
-    c = np.stack([np.zeros(n_rings), np.zeros(n_rings), np.arange(n_rings, dtype=float)], axis=1)
-    _, faces = kernels.tube_mesh(c, np.ones(n_rings), n_around=n_around)
-    _, capped = kernels.tube_mesh(c, np.ones(n_rings), n_around=n_around, caps=True)
-    return RingTopology(n_rings, n_around, edges, faces.astype(np.int64), capped.astype(np.int64))
+    return RingTopology(
+        n_rings,
+        n_around,
+        edges,
+        ring_faces(n_rings, n_around).astype(np.int64),
+        ring_faces(n_rings, n_around, caps=True).astype(np.int64),
+    )

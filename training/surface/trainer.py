@@ -114,10 +114,10 @@ class _Step:
         R, b, scale = _frame(sample)
         pred, pos = self.net(t["crops"], t["crop_P"], t["mi"], R, b, scale)
         true = scale * (t["truth"] @ R.T + b)
+        world = (pred / scale - b) @ R
         sils = None
         if with_silhouette:
             H, W = t["crops"].shape[-2:]
-            world = (pred / scale - b) @ R
             sils = []
             for v in range(t["crop_P"].shape[0]):
                 P = t["crop_P"][v]
@@ -126,8 +126,7 @@ class _Step:
                     (soft_silhouette(project_h(P, world), self.faces, H, W, self.sigma), target)
                 )
         total, parts = self.loss(pred, true, pos, sils)
-        world_pred = (pred.detach() / scale - b) @ R
-        mae = float((world_pred - t["truth"]).norm(dim=1).mean())
+        mae = float((world.detach() - t["truth"]).norm(dim=1).mean())
         return total, parts, mae
 
 

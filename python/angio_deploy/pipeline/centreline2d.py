@@ -141,7 +141,8 @@ def _edges(
     return out[0], out[1]
 
 
-def _arc(points: np.ndarray) -> np.ndarray:
+def arc_lengths(points: np.ndarray) -> np.ndarray:
+    """Cumulative arc length (K,) along a polyline (K, D), starting at 0 (its units)."""
     return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
 
 
@@ -154,7 +155,7 @@ def _place_start(xy: np.ndarray, click: np.ndarray, step: float) -> tuple[np.nda
     the path fixes the lateral one. Returns the new path and how far (px) it was extended
     beyond the segmentation (0 when trimmed).
     """
-    s = _arc(xy)
+    s = arc_lengths(xy)
     k = int(np.searchsorted(s, min(END_TANGENT_PX, s[-1])))
     t = xy[min(k, len(xy) - 1)] - xy[0]
     n = np.linalg.norm(t)
@@ -176,7 +177,7 @@ def _place_start(xy: np.ndarray, click: np.ndarray, step: float) -> tuple[np.nda
 def _hold_ends(values: np.ndarray, xy: np.ndarray, zones: tuple[float, float]) -> np.ndarray:
     """Values within ``zones`` (px of arc) of the start and the end take the first value
     measured outside the zone."""
-    s = _arc(xy)
+    s = arc_lengths(xy)
     out = values.copy()
     if zones[0] + zones[1] >= s[-1]:
         return out
@@ -191,7 +192,7 @@ def _straighten_ends(xy: np.ndarray, zones: tuple[float, float]) -> np.ndarray:
     """Replace the points within ``zones`` (px of arc) of each end by the straight
     continuation of the path just outside the zone: the snapped end pixels can sit off the
     axis, and nothing inside the zone measures where the axis is."""
-    s = _arc(xy)
+    s = arc_lengths(xy)
     if zones[0] + zones[1] + 2.0 * END_TANGENT_PX >= s[-1]:
         return xy
     out = xy.copy()

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from angio_deploy import kernels
 from angio_deploy.geometry import ViewGeometry
 from angio_deploy.io.case import Case, CaseView
 
-from .centreline2d import Centreline2D, extract_centreline
+from .centreline2d import Centreline2D, arc_lengths, extract_centreline
 from .crop import SoiCrop
 from .refine import RefinementResult, refine_view_b
 from .segmenters import Segmenter
@@ -74,6 +75,18 @@ class MIResult:
     warnings: list[str] = field(default_factory=list)
 
 
+@lru_cache(maxsize=8)
+def ring_faces(n_rings: int = N_RINGS, n_around: int = N_AROUND, caps: bool = False) -> np.ndarray:
+    """Triangles (F, 3) of an ``n_rings`` x ``n_around`` ring mesh in tube_mesh's vertex
+    order; ``caps`` adds the flat end caps (no extra vertices). They depend on the counts
+    only, so every mesh of the product shares them (read-only)."""
+    c = np.zeros((n_rings, 3))
+    c[:, 2] = np.arange(n_rings, dtype=np.float64)
+    _, faces = kernels.tube_mesh(c, np.ones(n_rings), n_around=n_around, caps=caps)
+    faces.setflags(write=False)
+    return faces
+
+
 def _timed(timings: dict[str, float], name: str, progress: Progress | None, t0: float) -> float:
     t1 = time.perf_counter()
     timings[name] = timings.get(name, 0.0) + (t1 - t0)
@@ -110,7 +123,7 @@ def smooth_centreline(points: np.ndarray, sigma_mm: float) -> np.ndarray:
     triangulated points zigzag in depth: unsmoothed, the curve comes out 4-10 % too long
     and every ring slides along the vessel.
     """
-    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+    arc = arc_lengths(points)
     n = max(2, int(np.ceil(arc[-1] / SMOOTH_STEP_MM)) + 1)
     u = _polyline_at(points, np.linspace(0.0, arc[-1], n), arc)
     if sigma_mm <= 0.0 or n < 5:
@@ -138,7 +151,7 @@ def fit_ends(
     along the epipolar lines into depth error, and a path that starts at the first medial
     pixel starts about one radius late.
     """
-    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(dense, axis=0), axis=1))])
+    arc = arc_lengths(dense)
     L = float(arc[-1])
     reach = min(END_FIT_MM, 0.25 * L)
 
@@ -159,7 +172,7 @@ def fit_ends(
 
 def resample(points: np.ndarray, n_out: int) -> np.ndarray:
     """A polyline (K, 3) resampled to n_out points evenly spaced in arc length."""
-    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+    arc = arc_lengths(points)
     return _polyline_at(points, np.linspace(0.0, arc[-1], n_out), arc)
 
 
@@ -249,13 +262,7 @@ def mesh_initialisation(
 def reprojection_dice(result: MIResult) -> list[float]:
     """Dice (per view) of the mesh's silhouette against the thresholded segmentation,
     both in image space: a quality check that needs no truth."""
-    _, capped = kernels.tube_mesh(
-        result.centreline_mm,
-        result.radius_mm,
-        n_around=N_AROUND,
-        caps=True,
-        reference=result.geometries[0].direction,
-    )
+    capped = ring_faces(len(result.vertices) // N_AROUND, N_AROUND, caps=True)
     out = []
     for vr, g in zip(result.views, result.geometries, strict=True):
         seg = vr.crop.unwarp(vr.prob, (g.height, g.width)) >= 0.5

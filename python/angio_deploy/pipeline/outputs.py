@@ -19,7 +19,7 @@ from angio_deploy.io.atomic import atomic_output_dir
 from angio_deploy.io.centreline_csv import write_centreline_csv
 from angio_deploy.io.mesh_io import write_ply, write_stl
 
-from .mi import N_AROUND, MIResult
+from .mi import N_AROUND, MIResult, ring_faces
 
 
 def overlay(image01: np.ndarray, silhouette: np.ndarray, centreline_uv: np.ndarray) -> Image.Image:
@@ -43,10 +43,7 @@ def overlay(image01: np.ndarray, silhouette: np.ndarray, centreline_uv: np.ndarr
 def write_outputs(out_dir: str | Path, result: MIResult, report: dict[str, Any]) -> Path:
     """Write every output of a run into ``out_dir`` atomically; returns the folder."""
     out_dir = Path(out_dir)
-    ref = result.geometries[0].direction
-    _, capped = kernels.tube_mesh(
-        result.centreline_mm, result.radius_mm, n_around=N_AROUND, caps=True, reference=ref
-    )
+    capped = ring_faces(len(result.vertices) // N_AROUND, N_AROUND, caps=True)
     with atomic_output_dir(out_dir) as tmp:
         write_ply(
             tmp / "mesh.ply",
