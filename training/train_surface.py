@@ -40,6 +40,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--no-silhouette", action="store_true")
+    ap.add_argument(
+        "--silhouette-faces",
+        choices=("one_side", "all"),
+        default="one_side",
+        help="render one side of the closed mesh (half the cost) or every face",
+    )
+    ap.add_argument("--keep-epochs", action="store_true", help="also keep OUT/epoch_N")
     for name in ("mse", "normal", "edge", "laplacian", "silhouette"):
         ap.add_argument(f"--w-{name}", type=float, default=getattr(d, name))
     ap.add_argument(
@@ -66,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         val_limit=args.val_limit,
         max_steps=args.max_steps,
         resume=args.resume,
+        silhouette_faces=args.silhouette_faces,
+        keep_epochs=args.keep_epochs,
     )
     st = train_sr(cfg)
     print(json.dumps({k: st[k] for k in ("epoch", "step", "best_val_mae")}))

@@ -38,6 +38,22 @@ def project(P: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     return h[:, :2] / h[:, 2:3]
 
 
+def one_side(uv: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """The faces whose projection winds counter-clockwise (positive signed area, pixels).
+
+    For a closed, consistently oriented mesh these are exactly the faces turned towards
+    the source, or exactly those turned away; either set alone covers the whole silhouette.
+    Rendering one side halves the pixel-triangle pairs (the silhouette term's cost) and
+    removes no pixel from the hard silhouette; the soft rim is a little sharper, so the
+    target and the prediction must be rendered alike (training does both this way).
+    """
+    with torch.no_grad():
+        a, b, c = uv[faces[:, 0]], uv[faces[:, 1]], uv[faces[:, 2]]
+        ab, ac = b - a, c - a
+        area2 = ab[:, 0] * ac[:, 1] - ab[:, 1] * ac[:, 0]
+    return faces[area2 > 0]
+
+
 def _pair_terms(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, sigma: float):
     """softplus(delta d^2 / sigma) for points p and triangles (a, b, c), all (..., 2)."""
 

@@ -10,7 +10,8 @@ event.
 Silhouette target: by default the truth mesh rendered with the same soft rasteriser (the
 product over stacked rim triangles pushes any soft silhouette's 0.5 level outwards, so a
 binary mask target would bias the prediction inwards; rendering both sides alike cancels
-that). The silhouettes are rendered in crop pixels (256 x 160).
+that). The silhouettes are rendered in crop pixels (256 x 160), from one side of the
+closed mesh by default (``render.one_side``: half the cost, both renders alike).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from training.segmenter.checkpoint import (
 from .data import SRCache
 from .losses import LossWeights, SRLoss
 from .model import SurfaceRefinementNet, edge_index_of, project_h
-from .render import SIGMA_PX2, soft_silhouette
+from .render import SIGMA_PX2, one_side, soft_silhouette
 from .topology import ring_topology
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,10 @@ class SRTrainConfig:
     threads: int = 2
     weights: LossWeights = field(default_factory=LossWeights)
     silhouette_sigma: float = SIGMA_PX2
+    #: "one_side" (default: half the faces, same hard silhouette) or "all".
+    silhouette_faces: str = "one_side"
+    #: Also keep OUT/epoch_N after every epoch (for equal-budget ablations).
+    keep_epochs: bool = False
     checkpoint_every: int = 200
     val_limit: int | None = None
     max_steps: int | None = None
@@ -90,19 +95,27 @@ def _tensors(sample: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 class _Step:
     """Forward + loss of one case."""
 
-    def __init__(self, net: SurfaceRefinementNet, loss: SRLoss, sigma: float):
-        self.net, self.loss, self.sigma = net, loss, sigma
+    def __init__(
+        self, net: SurfaceRefinementNet, loss: SRLoss, sigma: float, faces: str = "one_side"
+    ):
+        if faces not in ("one_side", "all"):
+            raise ValueError(f"silhouette_faces must be 'one_side' or 'all', not {faces!r}")
+        self.net, self.loss, self.sigma, self.one_side = net, loss, sigma, faces == "one_side"
         topo = ring_topology()
         self.faces = torch.as_tensor(topo.faces_capped)
         # Rendered truth silhouettes per case key: fixed, so rendered once (float16).
         self._targets: dict[str, list[torch.Tensor]] = {}
+
+    def _render(self, uv: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        faces = one_side(uv, self.faces) if self.one_side else self.faces
+        return soft_silhouette(uv, faces, H, W, self.sigma)
 
     def _target(self, key: str | None, P: torch.Tensor, truth, v: int, H: int, W: int):
         cached = self._targets.get(key) if key is not None else None
         if cached is not None and len(cached) > v:
             return cached[v].float()
         with torch.no_grad():
-            t = soft_silhouette(project_h(P, truth), self.faces, H, W, self.sigma)
+            t = self._render(project_h(P, truth), H, W)
         if key is not None:
             self._targets.setdefault(key, []).append(t.half())
         return t
@@ -122,9 +135,7 @@ class _Step:
             for v in range(t["crop_P"].shape[0]):
                 P = t["crop_P"][v]
                 target = self._target(key, P, t["truth"], v, H, W)
-                sils.append(
-                    (soft_silhouette(project_h(P, world), self.faces, H, W, self.sigma), target)
-                )
+                sils.append((self._render(project_h(P, world), H, W), target))
         total, parts = self.loss(pred, true, pos, sils)
         mae = float((world.detach() - t["truth"]).norm(dim=1).mean())
         return total, parts, mae
@@ -171,7 +182,7 @@ def train_sr(cfg: SRTrainConfig) -> dict[str, Any]:
         for k in ("epoch", "index", "step", "best_val_mae", "history"):
             st[k] = saved[k]
 
-    step_fn = _Step(net, loss, cfg.silhouette_sigma)
+    step_fn = _Step(net, loss, cfg.silhouette_sigma, cfg.silhouette_faces)
     with_sil = cfg.weights.silhouette > 0
 
     def config(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -266,4 +277,6 @@ def train_sr(cfg: SRTrainConfig) -> dict[str, Any]:
             save("last", metrics)
             if best:
                 save("best", metrics)
+            if cfg.keep_epochs:
+                save(f"epoch_{st['epoch']}", metrics)
     return st

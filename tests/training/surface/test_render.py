@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from training.surface.render import project, soft_silhouette, soft_silhouette_dense
+from training.surface.render import one_side, project, soft_silhouette, soft_silhouette_dense
 
 from angio_deploy import kernels
 
@@ -77,3 +77,30 @@ def test_project_matches_the_native_kernel() -> None:
     X = np.random.default_rng(0).normal(size=(50, 3)) * 20.0
     got = project(torch.tensor(P), torch.tensor(X)).numpy()
     np.testing.assert_allclose(got, kernels.project(P, X), rtol=1e-12, atol=1e-9)
+
+
+def test_one_side_of_a_closed_tube_covers_its_silhouette() -> None:
+    t = np.linspace(0.0, 1.0, 40)
+    c = np.stack([20.0 + 200.0 * t, 60.0 + 20.0 * np.sin(4.0 * t), 5.0 * t], axis=1)
+    v, f = kernels.tube_mesh(
+        c, 6.0 + 3.0 * t, n_around=24, caps=True, reference=np.array([0.0, 0.0, 1.0])
+    )
+    uv = torch.tensor(v[:, :2], dtype=torch.float32)
+    faces = torch.tensor(f)
+    half = one_side(uv, faces)
+    assert 0.4 * len(faces) < len(half) < 0.6 * len(faces)
+    # The other winding gives the complementary half (all faces but the edge-on ones).
+    other = one_side(uv, faces[:, [0, 2, 1]])
+    assert len(half) + len(other) <= len(faces) and len(half) + len(other) > 0.95 * len(faces)
+    full = soft_silhouette(uv, faces, 128, 240).numpy() > 0.5
+    front = soft_silhouette(uv, half, 128, 240).numpy() > 0.5
+    hard = (
+        kernels.rasterize_silhouette(
+            np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1.0]]), v, f, 240, 128
+        )
+        > 0
+    )
+    # One side loses nothing of the hard silhouette; its soft rim sits a little closer in.
+    assert (hard & ~front).sum() <= 0.01 * hard.sum()
+    assert (front & ~full).sum() == 0
+    assert (full ^ front).sum() < 0.08 * hard.sum()

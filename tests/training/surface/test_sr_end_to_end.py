@@ -35,7 +35,7 @@ def sr_run(sr_data, tmp_path_factory):
     from training.surface.trainer import SRTrainConfig, train_sr
 
     out = tmp_path_factory.mktemp("srrun")
-    cfg = SRTrainConfig(data=str(sr_data), out=str(out), epochs=1, threads=1)
+    cfg = SRTrainConfig(data=str(sr_data), out=str(out), epochs=1, threads=1, keep_epochs=True)
     st = train_sr(cfg)
     return out, st, cfg
 
@@ -58,6 +58,7 @@ def test_training_validates_checkpoints_and_resumes(sr_run) -> None:
     out, st, cfg = sr_run
     assert st["epoch"] == 1 and st["step"] == 2 and st["best_val_mae"] is not None
     assert (out / "best" / "model.safetensors").is_file()
+    assert (out / "epoch_1" / "model.safetensors").is_file()
     log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     assert any(e["event"] == "val" for e in log)
     cfg.epochs, cfg.resume = 2, True
