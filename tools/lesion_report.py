@@ -10,6 +10,11 @@ error (mm) and the %DS error (percentage points, against the truth's reference r
 grouped by severity (true %DS) and by the lesion's eccentricity (the engine's
 ``eccentricity``: 0 concentric, 1 fully eccentric). Cases a configuration failed on are
 left out of that configuration's rows and counted.
+
+``--limit N`` takes the first N cases (every configuration on the same cases).
+``--figure PNG --base LABEL --against LABEL`` draws the lesions where AGAINST improves most
+on BASE (abs radius error): radius profiles (truth, both configurations, lesion window
+shaded) beside AGAINST's overlay of view A.
 """
 
 from __future__ import annotations
@@ -53,11 +58,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("cases_dir")
     ap.add_argument("configs", nargs="+", metavar="OUT_ROOT=LABEL")
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--figure", type=Path, default=None)
+    ap.add_argument("--base", default=None)
+    ap.add_argument("--against", default=None)
     args = ap.parse_args()
     configs = [c.split("=", 1) for c in args.configs]
     rows: dict[str, list[dict]] = {label: [] for _, label in configs}
     missing = {label: 0 for _, label in configs}
-    for case_dir in find_cases(args.cases_dir):
+    profiles: dict[tuple[str, int], dict] = {}
+    for case_dir in find_cases(args.cases_dir)[: args.limit]:
         les = lesions(case_dir)
         if not les:
             continue
@@ -67,7 +77,10 @@ def main() -> None:
                 missing[label] += len(les)
                 continue
             rp = ring_radii(read_ply(mesh)[0])
-            for le in les:
+            for k, le in enumerate(les):
+                prof = profiles.setdefault((case_dir.name, k), {"lesion": le, "root": {}})
+                prof[label] = rp
+                prof["root"][label] = Path(root)
                 w, rt, ref = le["window"], le["rt"], le["ref"]
                 rows[label].append(
                     {
@@ -109,11 +122,53 @@ def main() -> None:
                 f"{m['abs_radius_error'].mean():.3f} | {m['ds_error'].mean():+.1f} | "
                 f"{np.abs(m['ds_error']).mean():.1f} |"
             )
+    if args.figure:
+        cases = figure(profiles, args.base, args.against, args.figure)
+        print(f"\n{args.figure}: {', '.join(cases)}")
     if any(missing.values()):
         print(
             "\nlesions without a prediction (failed cases): "
             + ", ".join(f"{k} {v}" for k, v in missing.items())
         )
+
+
+def figure(profiles: dict, base: str, against: str, path: Path, n: int = 4) -> list[str]:
+    """Radius profiles and overlays of the n lesions AGAINST improves most on BASE."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    def err(p, label):
+        w = p["lesion"]["window"]
+        return float(np.abs(p[label][w] - p["lesion"]["rt"][w]).mean())
+
+    both = [(key, p) for key, p in profiles.items() if base in p and against in p]
+    both.sort(key=lambda kp: err(kp[1], against) - err(kp[1], base))
+    chosen = both[:n]
+    fig, axes = plt.subplots(len(chosen), 2, figsize=(11, 3.2 * len(chosen)), squeeze=False)
+    for row, ((case, _), p) in enumerate(chosen):
+        le = p["lesion"]
+        w = np.arange(len(le["rt"]))[le["window"]]
+        ax = axes[row, 0]
+        ax.axvspan(w.min(), w.max(), color="0.9")
+        ax.plot(le["rt"], "k-", label="truth")
+        ax.plot(p[base], "b--", label=f"{base} ({err(p, base):.2f} mm)")
+        ax.plot(p[against], "r-", label=f"{against} ({err(p, against):.2f} mm)")
+        ax.set_title(
+            f"{case}: %DS {le['ds_true']:.0f}, eccentricity {le['eccentricity']:.2f}", fontsize=9
+        )
+        ax.set_xlabel("ring")
+        ax.set_ylabel("equivalent radius (mm)")
+        ax.legend(fontsize=7)
+        axes[row, 1].imshow(Image.open(p["root"][against] / case / "overlay_a.png"))
+        axes[row, 1].set_axis_off()
+        axes[row, 1].set_title(f"{against}, view A", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return [case for (case, _), _ in chosen]
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ cases all of them evaluated.
 ``--figures`` writes ``results_distributions.png`` (histograms of MAE, HD, Dice per
 configuration). ``--worst-from OUT_ROOT=LABEL`` copies the overlays of LABEL's four worst
 cases by MAE from that evaluation's ``--out-root`` into ``FIGURES/results_worst.png``.
+``--only A,B,C`` keeps those configurations (in that order); ``--paired BASE`` adds, per
+configuration, the change against BASE case by case (cases both evaluated without
+failure): mean and median of each metric, the relative change of the mean, and the share
+of cases that improved. ``--name`` prefixes the figure files (default ``results``).
 """
 
 from __future__ import annotations
@@ -107,7 +111,7 @@ def comparison(docs: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def figures(docs: dict[str, dict], out: Path) -> Path:
+def figures(docs: dict[str, dict], out: Path, name: str = "results") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,13 +127,15 @@ def figures(docs: dict[str, dict], out: Path) -> Path:
         ax.set_ylabel("cases")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    path = out / "results_distributions.png"
+    path = out / f"{name}_distributions.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def worst(doc: dict, out_root: Path, out: Path, n: int = 4) -> tuple[Path, list[str]]:
+def worst(
+    doc: dict, out_root: Path, out: Path, n: int = 4, name: str = "results"
+) -> tuple[Path, list[str]]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -147,7 +153,7 @@ def worst(doc: dict, out_root: Path, out: Path, n: int = 4) -> tuple[Path, list[
             title = f"{r['case']} view {v}: MAE {r['MAE']:.2f} mm, Dice_{v} {dice:.2f}"
             axes[k, j].set_title(title, fontsize=8)
     fig.tight_layout()
-    path = out / "results_worst.png"
+    path = out / f"{name}_worst.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path, [r["case"] for r in rows]
@@ -161,14 +167,66 @@ def common(docs: dict[str, dict]) -> dict[str, dict]:
     }
 
 
+PAIRED = (
+    ("MAE", "lower"),
+    ("HD", "lower"),
+    ("HD95", "lower"),
+    ("ASSD", "lower"),
+    ("Dice", "higher"),
+    ("F_paper", "higher"),
+    ("radius_mae", "lower"),
+)
+
+
+def paired(docs: dict[str, dict], base: str) -> str:
+    """Each configuration against ``base`` on the cases both evaluated without failure."""
+    ref = {r["case"]: r for r in docs[base]["cases"] if "error" not in r}
+    lines = [
+        f"Paired against **{base}** (cases both evaluated without failure): "
+        "mean base -> mean config (relative change of the mean; share of cases improved)",
+        "",
+        "| configuration | cases | " + " | ".join(m for m, _ in PAIRED) + " |",
+        "|---|---:|" + "---|" * len(PAIRED),
+    ]
+    for label, doc in docs.items():
+        if label == base:
+            continue
+        rows = [(ref[r["case"]], r) for r in doc["cases"] if "error" not in r and r["case"] in ref]
+        cells = []
+        for m, better in PAIRED:
+            pairs = np.array(
+                [(float(b[m]), float(c[m])) for b, c in rows if m in b and m in c], dtype=float
+            )
+            pairs = pairs[np.isfinite(pairs).all(1)] if pairs.size else pairs
+            if pairs.size == 0:
+                cells.append("-")
+                continue
+            mb, mc = pairs.mean(0)
+            gain = pairs[:, 1] < pairs[:, 0] if better == "lower" else pairs[:, 1] > pairs[:, 0]
+            cells.append(
+                f"{mb:.3f} -> {mc:.3f} ({100.0 * (mc - mb) / abs(mb):+.0f} %; "
+                f"{100.0 * gain.mean():.0f} %)"
+            )
+        lines.append(f"| {label} | {len(rows)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("folder", type=Path)
     ap.add_argument("--figures", type=Path, default=None)
     ap.add_argument("--worst-from", default=None, metavar="OUT_ROOT=LABEL")
+    ap.add_argument("--only", default=None, metavar="A,B,C")
+    ap.add_argument("--paired", default=None, metavar="BASE")
+    ap.add_argument("--name", default="results")
     args = ap.parse_args()
     docs = load(args.folder)
+    if args.only:
+        docs = {k: docs[k] for k in args.only.split(",")}
     print(comparison(docs))
+    if args.paired:
+        print()
+        print(paired(docs, args.paired))
     if len({len(d["cases"]) for d in docs.values()}) > 1:
         print("\nOn the cases every configuration evaluated:\n")
         print(comparison(common(docs)))
@@ -177,10 +235,10 @@ def main() -> None:
         print(table(label, doc))
     if args.figures:
         args.figures.mkdir(parents=True, exist_ok=True)
-        print("\n" + str(figures(docs, args.figures)))
+        print("\n" + str(figures(docs, args.figures, args.name)))
         if args.worst_from:
             root, label = args.worst_from.split("=", 1)
-            path, cases = worst(docs[label], Path(root), args.figures)
+            path, cases = worst(docs[label], Path(root), args.figures, name=args.name)
             print(f"{path}: worst by MAE: {', '.join(cases)}")
 
 
