@@ -47,6 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="render one side of the closed mesh (half the cost) or every face",
     )
     ap.add_argument("--keep-epochs", action="store_true", help="also keep OUT/epoch_N")
+    ap.add_argument(
+        "--max-mi-mae",
+        type=float,
+        default=2.0,
+        help="leave out cases whose MI mesh is further than this from the truth (mean "
+        "vertex distance, mm; <= 0 keeps all)",
+    )
     for name in ("mse", "normal", "edge", "laplacian", "silhouette"):
         ap.add_argument(f"--w-{name}", type=float, default=getattr(d, name))
     ap.add_argument(
@@ -75,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         resume=args.resume,
         silhouette_faces=args.silhouette_faces,
         keep_epochs=args.keep_epochs,
+        max_mi_mae_mm=args.max_mi_mae if args.max_mi_mae > 0 else None,
     )
     st = train_sr(cfg)
     print(json.dumps({k: st[k] for k in ("epoch", "step", "best_val_mae")}))

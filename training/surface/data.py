@@ -22,6 +22,7 @@ model hash), the generator version and the channels.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import multiprocessing as mp
@@ -187,3 +188,17 @@ class SRCache:
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         with np.load(self.path / f"{self.keys[i]}.npz") as z:
             return {k: z[k] for k in z.files}
+
+    def mi_mae_mm(self) -> np.ndarray:
+        """Per case: mean distance (mm) from each MI vertex to its truth vertex."""
+        out = np.empty(len(self.keys))
+        for i, key in enumerate(self.keys):
+            with np.load(self.path / f"{key}.npz") as z:  # reads only these two arrays
+                out[i] = np.linalg.norm(z["mi"] - z["truth"], axis=1).mean()
+        return out
+
+    def subset(self, keep: np.ndarray) -> SRCache:
+        """The same cache restricted to the cases where ``keep`` (bool, one per case) holds."""
+        new = copy.copy(self)
+        new.keys = [k for k, ok in zip(self.keys, np.asarray(keep, bool), strict=True) if ok]
+        return new

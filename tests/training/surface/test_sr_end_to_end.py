@@ -52,6 +52,22 @@ def test_cache_holds_mi_inputs_and_truth(sr_data) -> None:
     assert float(np.linalg.norm(s["mi"] - s["truth"], axis=1).mean()) < 1.0
 
 
+def test_cases_far_from_the_truth_can_be_left_out(sr_data, tmp_path) -> None:
+    from training.surface.data import SRCache
+    from training.surface.trainer import SRTrainConfig, train_sr
+
+    c = SRCache(sr_data / "train")
+    mae = c.mi_mae_mm()
+    assert mae.shape == (2,)
+    assert mae[1] == pytest.approx(np.linalg.norm(c[1]["mi"] - c[1]["truth"], axis=1).mean())
+    sub = c.subset(np.array([False, True]))
+    assert len(sub) == 1 and sub.keys == c.keys[1:] and len(c) == 2
+    np.testing.assert_array_equal(sub[0]["mi"], c[1]["mi"])
+    cfg = SRTrainConfig(data=str(sr_data), out=str(tmp_path), epochs=1, max_mi_mae_mm=1e-6)
+    with pytest.raises(ValueError, match="no case with MI MAE"):
+        train_sr(cfg)
+
+
 def test_training_validates_checkpoints_and_resumes(sr_run) -> None:
     from training.surface.trainer import train_sr
 
