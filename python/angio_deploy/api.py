@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from angio_deploy import kernels
 from angio_deploy._version import __version__
 from angio_deploy.io.case import Case, load_case
@@ -138,11 +140,21 @@ class Reconstructor:
             result = self.refiner.refine(mi, progress=progress)
         t_q = time.perf_counter()
         dice = reprojection_dice(result)
-        timings = {"load": t_load, **result.timings_s, "quality": time.perf_counter() - t_q}
-        timings["total"] = time.perf_counter() - t0
-        surface = {"applied": result is not mi}
+        surface: dict[str, Any] = {"applied": result is not mi}
         if result is mi:
             surface["reason"] = "not requested" if not refine_surface else self.surface_note
+        else:
+            # How far SR moved the MI surface, and whether the views agree better with it:
+            # a reader sees at once when SR made a large or an unhelpful change.
+            moved = np.linalg.norm(result.vertices - mi.vertices, axis=1)
+            surface["displacement_mm"] = {
+                "mean": float(moved.mean()),
+                "p95": float(np.percentile(moved, 95)),
+                "max": float(moved.max()),
+            }
+            surface["reprojection_dice_before"] = reprojection_dice(mi)
+        timings = {"load": t_load, **result.timings_s, "quality": time.perf_counter() - t_q}
+        timings["total"] = time.perf_counter() - t0
         report = self._report(case, result, dice, timings, refine_geometry, surface)
         return Reconstruction(case=case, mi=mi, report=report, result=result)
 

@@ -157,7 +157,12 @@ def test_api_runs_surface_refinement_and_reports_it(sr_run, tmp_path) -> None:
     rec = Reconstructor(seg, models_dir=models, surface=True)
     r = rec.reconstruct(d)
     assert r.report["stages"]["surface_refinement"] is True
-    assert r.report["surface_refinement"] == {"applied": True}
+    sr = r.report["surface_refinement"]
+    assert sr["applied"] is True
+    moved = np.linalg.norm(r.vertices - r.mi.vertices, axis=1)
+    assert sr["displacement_mm"]["max"] == pytest.approx(moved.max())
+    assert 0 < sr["displacement_mm"]["mean"] <= sr["displacement_mm"]["p95"] <= moved.max()
+    assert len(sr["reprojection_dice_before"]) == len(r.report["quality"]["reprojection_dice"]) == 2
     assert {"sr_encoder", "sr_gcn"} <= set(r.report["timings_s"])
     assert not np.allclose(r.vertices, r.mi.vertices)
     r.write(tmp_path / "out")
