@@ -48,6 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--keep-epochs", action="store_true", help="also keep OUT/epoch_N")
     ap.add_argument(
+        "--target",
+        choices=("surface", "vertex"),
+        default="surface",
+        help="vertex terms against the truth surface's nearest points (default) or the "
+        "truth vertices of the same index (the paper)",
+    )
+    ap.add_argument(
         "--max-mi-mae",
         type=float,
         default=2.0,
@@ -82,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         resume=args.resume,
         silhouette_faces=args.silhouette_faces,
         keep_epochs=args.keep_epochs,
+        target=args.target,
         max_mi_mae_mm=args.max_mi_mae if args.max_mi_mae > 0 else None,
     )
     st = train_sr(cfg)

@@ -7,6 +7,7 @@ import pytest
 
 from angio_deploy import kernels
 from angio_deploy.metrics import (
+    closest_points,
     f_paper,
     f_score,
     paper_normalisation,
@@ -118,6 +119,10 @@ def test_point_mesh_distance_single_triangle_regions():
     )
     expected = [2.0, 5.0, 1.0, np.sqrt(2.0), 5.0]
     np.testing.assert_allclose(point_mesh_distance(pts, v, f), expected, atol=1e-12)
+    d, q = closest_points(pts, v, f)
+    np.testing.assert_allclose(d, expected, atol=1e-12)
+    nearest = [[1.0, 1.0, 0.0], [0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [2.0, 2.0, 0.0], [4.0, 0, 0]]
+    np.testing.assert_allclose(q, nearest, atol=1e-12)
 
 
 def test_point_mesh_distance_pruning_matches_brute_force():

@@ -66,6 +66,10 @@ class SRTrainConfig:
     #: the views, which no local displacement can mend, and the squared error of such a
     #: case (a 15 mm MAE is ~2,000x a typical case) would dominate the gradient.
     max_mi_mae_mm: float | None = 2.0
+    #: Regression target of the vertex terms: "surface" (the truth surface's nearest
+    #: points to the MI vertices; see training.surface.data.surface_target) or "vertex"
+    #: (the truth vertex of the same index, as the paper).
+    target: str = "surface"
     checkpoint_every: int = 200
     val_limit: int | None = None
     max_steps: int | None = None
@@ -88,12 +92,31 @@ def _frame(sample: dict[str, np.ndarray]):
     )
 
 
-def _tensors(sample: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+TARGETS = ("surface", "vertex")
+
+
+def target_of(sample: dict[str, np.ndarray], target: str) -> np.ndarray:
+    """The regression target (6000, 3) mm: the truth surface's nearest points to the MI
+    vertices ("surface", training.surface.data.surface_target) or the truth vertices."""
+    if target == "vertex":
+        return sample["truth"]
+    if target != "surface":
+        raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
+    if "truth_surface" not in sample:
+        raise ValueError(
+            "the SR cache has no surface targets (<key>.surface.npy): rerun "
+            "python -m training.build_sr_data on it, or train with --target vertex"
+        )
+    return sample["truth_surface"]
+
+
+def _tensors(sample: dict[str, np.ndarray], target: str = "surface") -> dict[str, torch.Tensor]:
     return {
         "crops": torch.as_tensor(sample["crops"].astype(np.float32)),
         "crop_P": torch.as_tensor(sample["crop_P"], dtype=torch.float32),
         "mi": torch.as_tensor(sample["mi"], dtype=torch.float32),
         "truth": torch.as_tensor(sample["truth"], dtype=torch.float32),
+        "target": torch.as_tensor(target_of(sample, target), dtype=torch.float32),
     }
 
 
@@ -101,11 +124,17 @@ class _Step:
     """Forward + loss of one case."""
 
     def __init__(
-        self, net: SurfaceRefinementNet, loss: SRLoss, sigma: float, faces: str = "one_side"
+        self,
+        net: SurfaceRefinementNet,
+        loss: SRLoss,
+        sigma: float,
+        faces: str = "one_side",
+        target: str = "surface",
     ):
         if faces not in ("one_side", "all"):
             raise ValueError(f"silhouette_faces must be 'one_side' or 'all', not {faces!r}")
         self.net, self.loss, self.sigma, self.one_side = net, loss, sigma, faces == "one_side"
+        self.target = target
         topo = ring_topology()
         self.faces = torch.as_tensor(topo.faces_capped)
         # Rendered truth silhouettes per case key: fixed, so rendered once (float16).
@@ -128,10 +157,10 @@ class _Step:
     def __call__(
         self, sample: dict[str, np.ndarray], with_silhouette: bool, key: str | None = None
     ):
-        t = _tensors(sample)
+        t = _tensors(sample, self.target)
         R, b, scale = _frame(sample)
         pred, pos = self.net(t["crops"], t["crop_P"], t["mi"], R, b, scale)
-        true = scale * (t["truth"] @ R.T + b)
+        true = scale * (t["target"] @ R.T + b)
         world = (pred / scale - b) @ R
         sils = None
         if with_silhouette:
@@ -142,7 +171,7 @@ class _Step:
                 target = self._target(key, P, t["truth"], v, H, W)
                 sils.append((self._render(project_h(P, world), H, W), target))
         total, parts = self.loss(pred, true, pos, sils)
-        mae = float((world.detach() - t["truth"]).norm(dim=1).mean())
+        mae = float((world.detach() - t["target"]).norm(dim=1).mean())
         return total, parts, mae
 
 
@@ -206,7 +235,7 @@ def train_sr(cfg: SRTrainConfig) -> dict[str, Any]:
         for k in ("epoch", "index", "step", "best_val_mae", "history"):
             st[k] = saved[k]
 
-    step_fn = _Step(net, loss, cfg.silhouette_sigma, cfg.silhouette_faces)
+    step_fn = _Step(net, loss, cfg.silhouette_sigma, cfg.silhouette_faces, cfg.target)
     with_sil = cfg.weights.silhouette > 0
 
     def config(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -252,7 +281,8 @@ def train_sr(cfg: SRTrainConfig) -> dict[str, Any]:
                 s = val[i]
                 _, _, mae = step_fn(s, with_silhouette=False)
                 maes.append(mae)
-                mi_maes.append(float(np.linalg.norm(s["mi"] - s["truth"], axis=1).mean()))
+                target = target_of(s, cfg.target)
+                mi_maes.append(float(np.linalg.norm(s["mi"] - target, axis=1).mean()))
         net.train()
         return {
             "val_mae_mm": float(np.mean(maes)),

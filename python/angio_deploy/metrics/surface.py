@@ -36,6 +36,7 @@ __all__ = [
     "F_TAUS_MM",
     "N_SAMPLES",
     "SAMPLE_SEED",
+    "closest_points",
     "f_paper",
     "f_score",
     "paper_normalisation",
@@ -156,14 +157,22 @@ def _closest_on_triangles(p, a, b, c) -> np.ndarray:
     return out
 
 
-def _distances_to_candidates(points, tri, cand) -> np.ndarray:
+def _closest_of_candidates(points, tri, cand) -> tuple[np.ndarray, np.ndarray]:
     t = tri[cand]  # (n, k, 3, 3)
     q = _closest_on_triangles(points[:, None, :], t[..., 0, :], t[..., 1, :], t[..., 2, :])
-    return np.linalg.norm(q - points[:, None, :], axis=-1).min(axis=1)
+    d = np.linalg.norm(q - points[:, None, :], axis=-1)
+    best = d.argmin(axis=1)
+    rows = np.arange(len(points))
+    return d[rows, best], q[rows, best]
 
 
 def point_mesh_distance(points, vertices, faces) -> np.ndarray:
-    """Exact distance (mm) from each point (n, 3) to the nearest point of a triangle mesh.
+    """Exact distance (mm) from each point (n, 3) to the nearest point of a triangle mesh."""
+    return closest_points(points, vertices, faces)[0]
+
+
+def closest_points(points, vertices, faces) -> tuple[np.ndarray, np.ndarray]:
+    """Exact nearest points of a triangle mesh: distances (n,) mm and the points (n, 3).
 
     Candidate triangles come from a cKDTree on triangle centroids; a point's answer is
     accepted once the farthest queried centroid is at least (best distance + largest
@@ -177,6 +186,7 @@ def point_mesh_distance(points, vertices, faces) -> np.ndarray:
     reach = float(np.linalg.norm(tri - centroids[:, None, :], axis=2).max())
     tree = cKDTree(centroids)
     out = np.empty(len(pts))
+    near = np.empty((len(pts), 3))
     todo = np.arange(len(pts))
     k = min(_FIRST_K, len(f))
     while todo.size:
@@ -185,13 +195,13 @@ def point_mesh_distance(points, vertices, faces) -> np.ndarray:
             sel = todo[start : start + _CHUNK]
             dc, ic = tree.query(pts[sel], k=k)
             dc, ic = dc.reshape(len(sel), -1), ic.reshape(len(sel), -1)
-            d = _distances_to_candidates(pts[sel], tri, ic)
-            out[sel] = d
+            d, q = _closest_of_candidates(pts[sel], tri, ic)
+            out[sel], near[sel] = d, q
             if k < len(f):
                 still.append(sel[dc[:, -1] < d + reach])
         todo = np.concatenate(still) if still else np.empty(0, dtype=np.int64)
         k = min(4 * k, len(f))
-    return out
+    return out, near
 
 
 def f_score(d_pred_to_true: np.ndarray, d_true_to_pred: np.ndarray, tau: float) -> float:

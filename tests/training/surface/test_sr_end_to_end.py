@@ -50,6 +50,16 @@ def test_cache_holds_mi_inputs_and_truth(sr_data) -> None:
     assert s["mi"].shape == s["truth"].shape == (6000, 3)
     # True geometry + truth masks: the MI mesh is already close to the truth.
     assert float(np.linalg.norm(s["mi"] - s["truth"], axis=1).mean()) < 1.0
+    # The surface target: on the truth surface, and no farther from each MI vertex than
+    # the truth vertex of the same index (it is the nearest surface point).
+    from angio_deploy.metrics import point_mesh_distance
+    from angio_deploy.pipeline.mi import ring_faces
+
+    tgt = s["truth_surface"].astype(np.float64)
+    assert tgt.shape == (6000, 3)
+    assert point_mesh_distance(tgt, s["truth"], ring_faces()).max() < 1e-4
+    to_target = np.linalg.norm(s["mi"] - tgt, axis=1)
+    assert (to_target <= np.linalg.norm(s["mi"] - s["truth"], axis=1) + 1e-4).all()
 
 
 def test_cases_far_from_the_truth_can_be_left_out(sr_data, tmp_path) -> None:
