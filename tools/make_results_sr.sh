@@ -12,6 +12,8 @@
 # /tmp/results_sr). The per-lesion table needs MI meshes too: MI is re-run on the first
 # LESION_LIMIT cases (default 200). TRUE_GEOMETRY_LIMIT (default 100) cases are evaluated
 # with the true C-arm geometry as well (what SR does when the views are registered).
+# MAIN_LIMIT=N evaluates the SR rows on the first N cases only (the MI row then compares
+# on those cases: results_report pairs by case).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FULL=$1
@@ -21,6 +23,8 @@ OUT=${OUT:-/tmp/results_sr}
 RES=docs/results
 LL=${LESION_LIMIT:-200}
 TL=${TRUE_GEOMETRY_LIMIT:-100}
+ML=()
+[ -n "${MAIN_LIMIT:-}" ] && ML=(--limit "$MAIN_LIMIT")
 mkdir -p "$OUT" "$RES"
 
 models() {  # checkpoint, folder: the shipped segmenter plus this SR export
@@ -48,8 +52,8 @@ ev() {  # label, models folder, extra args...
     --json "$RES/$label.json" --out-root "$OUT/$label" "$@" > "$OUT/$label.log" 2>&1
 }
 
-ev sr_full "$OUT/models_full" &
-ev sr_no_silhouette "$OUT/models_no_silhouette" &
+ev sr_full "$OUT/models_full" "${ML[@]}" &
+ev sr_no_silhouette "$OUT/models_no_silhouette" "${ML[@]}" &
 wait
 angio-deploy evaluate "$CASES" --no-refine --quiet --limit "$LL" \
   --json "$OUT/mi_lesions.json" --out-root "$OUT/mi" > "$OUT/mi.log" 2>&1 &
@@ -58,7 +62,7 @@ wait
 ev sr_no_silhouette_true_geometry "$OUT/models_no_silhouette" --true-geometry --limit "$TL"
 
 python tools/results_report.py "$RES" --only mi_network,sr_no_silhouette,sr_full \
-  --paired mi_network --name sr --figures docs/figures --worst-from "$OUT/sr_full=sr_full"
+  --paired mi_network --name sr --figures docs/figures
 python tools/results_report.py "$RES" \
   --only mi_network_true_geometry,sr_no_silhouette_true_geometry,sr_full_true_geometry \
   --paired mi_network_true_geometry
