@@ -194,21 +194,19 @@ def train_sr(cfg: SRTrainConfig) -> dict[str, Any]:
         raise ValueError(f"{cfg.data}/train holds no cases")
     excluded: dict[str, int] = {}
     if cfg.max_mi_mae_mm is not None:
-        for name in ("train", "val"):
-            cache = train if name == "train" else val
+        caches = {"train": train, "val": val}
+        for name, cache in caches.items():
             keep = cache.mi_mae_mm() <= cfg.max_mi_mae_mm
             excluded[name] = int((~keep).sum())
             log.info(
                 "%s: %d of %d cases kept (MI MAE <= %.2f mm)",
                 name,
-                int(keep.sum()),
+                keep.sum(),
                 len(keep),
                 cfg.max_mi_mae_mm,
             )
-            if name == "train":
-                train = cache.subset(keep)
-            else:
-                val = cache.subset(keep)
+            caches[name] = cache.subset(keep)
+        train, val = caches["train"], caches["val"]
         if len(train) == 0:
             raise ValueError(f"{cfg.data}/train: no case with MI MAE <= {cfg.max_mi_mae_mm} mm")
     channels = int(train[0]["crops"].shape[1])
