@@ -26,10 +26,10 @@ model hash), the generator version and the channels.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import logging
 import multiprocessing as mp
-import os
 import tempfile
 import time
 import zipfile
@@ -40,9 +40,12 @@ from typing import Any
 
 import numpy as np
 
+from angio_deploy.io.atomic import atomic_write_bytes
+
 log = logging.getLogger(__name__)
 
 INDEX = "index.json"
+SURFACE_SUFFIX = ".surface.npy"
 FORMAT = "angio-sr-cache/1"
 
 
@@ -108,14 +111,12 @@ def _job(args: tuple[int, str, str | None, str]) -> dict[str, Any]:
     except AngioDeployError as exc:
         return {"seed": seed, "error": str(exc)}
     final = Path(out) / f"{key}.npz"
-    tmp = final.with_name(final.name + ".tmp")
-    with open(tmp, "wb") as fh:  # atomic: a killed build leaves no half-written case
-        np.savez(fh, **arrays)
-    os.replace(tmp, final)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(final, buf.getvalue())  # a killed build leaves no half-written case
+    # A rebuilt case (a broken file redone) needs its surface target recomputed.
+    final.with_suffix(SURFACE_SUFFIX).unlink(missing_ok=True)
     return {"seed": seed, "key": key, "segmenter": report}
-
-
-SURFACE_SUFFIX = ".surface.npy"
 
 
 def surface_target(mi: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -140,11 +141,9 @@ def _surface_job(path: str) -> None:
     p = Path(path)
     with np.load(p) as z:
         target = surface_target(z["mi"].astype(np.float64), z["truth"].astype(np.float64))
-    final = p.with_suffix(SURFACE_SUFFIX)
-    tmp = final.with_name(final.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, target)
-    os.replace(tmp, final)
+    buf = io.BytesIO()
+    np.save(buf, target)
+    atomic_write_bytes(p.with_suffix(SURFACE_SUFFIX), buf.getvalue())
 
 
 def add_surface_targets(out: str | Path, workers: int = 1) -> int:

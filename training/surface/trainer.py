@@ -100,8 +100,6 @@ def target_of(sample: dict[str, np.ndarray], target: str) -> np.ndarray:
     vertices ("surface", training.surface.data.surface_target) or the truth vertices."""
     if target == "vertex":
         return sample["truth"]
-    if target != "surface":
-        raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
     if "truth_surface" not in sample:
         raise ValueError(
             "the SR cache has no surface targets (<key>.surface.npy): rerun "
@@ -133,6 +131,8 @@ class _Step:
     ):
         if faces not in ("one_side", "all"):
             raise ValueError(f"silhouette_faces must be 'one_side' or 'all', not {faces!r}")
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
         self.net, self.loss, self.sigma, self.one_side = net, loss, sigma, faces == "one_side"
         self.target = target
         topo = ring_topology()
