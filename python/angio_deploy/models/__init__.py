@@ -49,7 +49,7 @@ MANIFEST_FORMAT = "angio-models/1"
 MANIFEST_NAME = "manifest.json"
 ENV_MODELS_DIR = "ANGIO_DEPLOY_MODELS_DIR"
 PACKAGE_DIR = Path(__file__).resolve().parent
-ROLES = ("segmenter", "encoder", "gcn")
+ROLES = ("segmenter", "encoder", "gcn", "profile")
 
 
 class ModelFileError(AngioDeployError, FileNotFoundError):

@@ -1,8 +1,13 @@
 """Surface refinement (3DAngioNet section 2.3) at run time: no torch.
 
-Stages, each timed: the feature encoder (ONNX) runs on both views' SOI crops (the crops
-mesh initialisation segmented, two channels: the standardised image and the segmenter's
-probability); every MI vertex is projected into each view's crop with the (refined)
+Two stages, each run when its models are shipped (:class:`SurfaceRefiner`): first the
+ring-profile network (:mod:`.profile`: reads each ring's two lumen edges in both views and
+moves / resizes the ring; the stage that measurably improves MI here, docs/RESULTS.md),
+then the paper's graph network, described below.
+
+The paper's stage, each step timed: the feature encoder (ONNX) runs on both views' SOI
+crops (the crops mesh initialisation segmented, two channels: the standardised image and
+the segmenter's probability); every MI vertex is projected into each view's crop with the (refined)
 geometry and the four feature maps are sampled there (native bilinear kernel); with the
 vertex's position in the normalised frame that makes 2 x 240 + 3 = 483 features; the graph
 network (ONNX, gather form over the fixed 100 x 60 topology) returns a displacement per
@@ -27,6 +32,7 @@ from angio_deploy.geometry import NormalisedFrame
 
 from .crop import normalize_crop
 from .mi import N_AROUND, MIResult, Progress, ViewResult
+from .profile import PROFILE, ProfileRefiner
 
 log = logging.getLogger(__name__)
 
@@ -81,19 +87,49 @@ def ring_summary(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class SurfaceRefiner:
-    """Loads the SR encoder and graph network once; :meth:`refine` is thread-safe."""
+    """Loads the shipped surface-refinement stages once; :meth:`refine` is thread-safe.
+
+    Two stages, each used when its models are in the manifest, in this order: the
+    ring-profile network (``sr_profile``, :mod:`.profile`), then the paper's encoder and
+    graph network (``sr_encoder`` + ``sr_gcn``). ModelFileError when neither is shipped,
+    or when only one of the paper's two models is.
+    """
 
     def __init__(self, *, folder=None, **session_overrides: Any):
-        from angio_deploy.models import load_manifest, open_model
+        from angio_deploy.models import ModelFileError, load_manifest, open_model
 
         manifest = load_manifest(folder)
-        enc = manifest.get(ENCODER)
-        self.channels = tuple((enc.input or {}).get("channels", CHANNELS))
-        self.encoder = open_model(ENCODER, folder=folder, **session_overrides)
-        self.gcn = open_model(GCN, folder=folder, **session_overrides)
+        names = set(manifest.names())
+        self.profile: ProfileRefiner | None = None
+        self.encoder = self.gcn = None
+        if PROFILE in names:
+            self.profile = ProfileRefiner(folder=folder, **session_overrides)
+        if ENCODER in names or GCN in names:
+            enc = manifest.get(ENCODER)
+            self.channels = tuple((enc.input or {}).get("channels", CHANNELS))
+            self.encoder = open_model(ENCODER, folder=folder, **session_overrides)
+            self.gcn = open_model(GCN, folder=folder, **session_overrides)
+        if self.profile is None and self.gcn is None:
+            raise ModelFileError(
+                f"{manifest.path}: no surface refinement model ({PROFILE}, or {ENCODER} "
+                f"+ {GCN}) is shipped"
+            )
+
+    @property
+    def stages(self) -> list[str]:
+        """Names of the stages :meth:`refine` runs, in order."""
+        return [s for s, m in (("profile", self.profile), ("gcn", self.gcn)) if m is not None]
 
     def refine(self, mi: MIResult, progress: Progress | None = None) -> MIResult:
-        """The MI result with SR vertices (and ring centres / radii from them)."""
+        """The MI result with refined vertices (and ring centres / radii from them)."""
+        out = mi
+        if self.profile is not None:
+            out = self.profile.refine(out, progress)
+        if self.gcn is not None:
+            out = self._graph_refine(out, progress)
+        return out
+
+    def _graph_refine(self, mi: MIResult, progress: Progress | None) -> MIResult:
         timings = dict(mi.timings_s)
         t0 = time.perf_counter()
         x = np.stack([encoder_input(vr, self.channels) for vr in mi.views])
@@ -128,4 +164,9 @@ class SurfaceRefiner:
         )
 
     def report(self) -> dict[str, Any]:
-        return {"encoder": self.encoder.report(), "gcn": self.gcn.report()}
+        out: dict[str, Any] = {"stages": self.stages}
+        if self.profile is not None:
+            out.update(self.profile.report())
+        if self.gcn is not None:
+            out.update({"encoder": self.encoder.report(), "gcn": self.gcn.report()})
+        return out

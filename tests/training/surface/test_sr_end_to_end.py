@@ -16,18 +16,7 @@ pytest.importorskip("torch_geometric")
 pytest.importorskip("onnx")
 pytest.importorskip("safetensors")
 
-TRAIN_SEEDS = (0, 1)
-VAL_SEEDS = (1_000_000,)
-
-
-@pytest.fixture(scope="module")
-def sr_data(tmp_path_factory):
-    from training.surface.data import build_sr_cache
-
-    root = tmp_path_factory.mktemp("srdata")
-    build_sr_cache(root / "train", TRAIN_SEEDS, segmenter="oracle")
-    build_sr_cache(root / "val", VAL_SEEDS, segmenter="oracle")
-    return root
+VAL_SEEDS = (1_000_000,)  # the validation seeds of the sr_data fixture (conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +172,30 @@ def test_api_runs_surface_refinement_and_reports_it(sr_run, tmp_path) -> None:
     np.testing.assert_allclose(mi_only.vertices, mi_only.mi.vertices)
     with pytest.raises(ModelFileError):
         Reconstructor(seg, models_dir=tmp_path / "nothing_here", surface=True)
+
+
+def test_both_stages_run_profile_first(sr_run, tmp_path) -> None:
+    from export.profile_export import export_profile, register_profile
+    from export.sr_export import export_sr, register_sr
+    from training.segmenter.checkpoint import save_checkpoint
+    from training.surface.profile import CONFIG_FORMAT, ProfileNet
+
+    from angio_deploy.pipeline.profile import N_FEATURES
+    from angio_deploy.pipeline.sr import SurfaceRefiner
+
+    out, _, _ = sr_run
+    models = tmp_path / "models"
+    register_sr(export_sr(out / "best", models))
+    ckpt = save_checkpoint(
+        tmp_path / "untrained",
+        model=ProfileNet(),
+        config={"format": CONFIG_FORMAT, "n_features": N_FEATURES},
+        state={"epoch": 0},
+    )
+    register_profile(export_profile(ckpt, models))
+    ref = SurfaceRefiner(folder=models)
+    assert ref.stages == ["profile", "gcn"]
+    assert set(ref.report()) == {"stages", "profile", "encoder", "gcn"}
 
 
 def test_rebuild_completes_a_cache_with_a_broken_case(sr_data, tmp_path) -> None:
