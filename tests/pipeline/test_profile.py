@@ -57,9 +57,10 @@ def test_features_have_the_documented_layout_and_sample_along_the_normal(scene) 
     for v in range(2):
         f = rp.features[:, mid + v * PER_VIEW : mid + (v + 1) * PER_VIEW]
         r = 0.5 * (rp.hi[v] - rp.lo[v])
-        expect = rp.centre_px[v][:, None, :] + (
-            PROFILE_OFFSETS[None, :, None] * r[:, None, None]
-        ) * rp.normal_px[v][:, None, :]
+        expect = (
+            rp.centre_px[v][:, None, :]
+            + (PROFILE_OFFSETS[None, :, None] * r[:, None, None]) * rp.normal_px[v][:, None, :]
+        )
         inside = np.all((expect > 1) & (expect < np.array([W - 2, H - 2])), axis=(1, 2))
         assert inside.sum() > 50
         np.testing.assert_allclose(f[inside, :K], expect[inside, :, 0], atol=1e-3)
