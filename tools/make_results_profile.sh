@@ -53,7 +53,7 @@ ev sr_profile "${ML[@]}" &
 wait
 
 python tools/results_report.py "$RES" --only mi_network,sr_no_silhouette,sr_full,sr_profile \
-  --paired mi_network --name sr_profile --figures docs/figures
+  --paired mi_network --name sr_profile
 python tools/results_report.py "$RES" \
   --only mi_network_true_geometry,sr_no_silhouette_true_geometry,sr_full_true_geometry,sr_profile_true_geometry \
   --paired mi_network_true_geometry
