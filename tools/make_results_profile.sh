@@ -44,13 +44,17 @@ ev() {  # label, extra args...
     --json "$RES/$label.json" --out-root "$OUT/$label" "$@" > "$OUT/$label.log" 2>&1
 }
 
-ev sr_profile "${ML[@]}" &
+ev sr_profile ${ML[@]+"${ML[@]}"} &
+p1=$!
 (
   ev sr_profile_true_geometry --true-geometry --limit "$TL"
   angio-deploy evaluate "$CASES" --no-refine --quiet --limit "$LL" \
     --json "$OUT/mi_lesions.json" --out-root "$OUT/mi" > "$OUT/mi.log" 2>&1
 ) &
-wait
+p2=$!
+# A failed evaluation must stop the script before the reports read stale JSON.
+wait "$p1"
+wait "$p2"
 
 python tools/results_report.py "$RES" --only mi_network,sr_no_silhouette,sr_full,sr_profile \
   --paired mi_network --name sr_profile

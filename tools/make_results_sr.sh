@@ -52,13 +52,21 @@ ev() {  # label, models folder, extra args...
     --json "$RES/$label.json" --out-root "$OUT/$label" "$@" > "$OUT/$label.log" 2>&1
 }
 
-ev sr_full "$OUT/models_full" "${ML[@]}" &
-ev sr_no_silhouette "$OUT/models_no_silhouette" "${ML[@]}" &
-wait
+# Waiting on each job by its PID: a bare `wait` returns 0 even when a job failed, and
+# the reports would then read stale JSON.
+ev sr_full "$OUT/models_full" ${ML[@]+"${ML[@]}"} &
+p1=$!
+ev sr_no_silhouette "$OUT/models_no_silhouette" ${ML[@]+"${ML[@]}"} &
+p2=$!
+wait "$p1"
+wait "$p2"
 angio-deploy evaluate "$CASES" --no-refine --quiet --limit "$LL" \
   --json "$OUT/mi_lesions.json" --out-root "$OUT/mi" > "$OUT/mi.log" 2>&1 &
+p1=$!
 ev sr_full_true_geometry "$OUT/models_full" --true-geometry --limit "$TL" &
-wait
+p2=$!
+wait "$p1"
+wait "$p2"
 ev sr_no_silhouette_true_geometry "$OUT/models_no_silhouette" --true-geometry --limit "$TL"
 
 python tools/results_report.py "$RES" --only mi_network,sr_no_silhouette,sr_full \

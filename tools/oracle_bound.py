@@ -49,7 +49,7 @@ def oracle_row(case_dir: Path, out_dir: Path, *, true_geometry: bool, refine: bo
         result.write(out_dir)
         row.update(evaluate_case(out_dir, case_dir / "truth"))
         row["case"] = case_dir.name
-    except AngioDeployError as exc:
+    except (AngioDeployError, OSError) as exc:  # OSError: a case folder missing a mask
         row["error"] = str(exc)
     return row
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(
                 oracle_row(
                     d,
-                    Path(tmp) / d.name,
+                    Path(tmp) / f"{k:05d}_{d.name}",
                     true_geometry=args.true_geometry,
                     refine=not args.no_refine_geometry,
                 )

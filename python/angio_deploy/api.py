@@ -124,9 +124,11 @@ class Reconstructor:
         """Reconstruct a case folder (or an already loaded :class:`Case`).
 
         ``refine_geometry`` refines view B's geometry against view A (GEOMETRY.md) before
-        triangulating. ``refine_surface`` runs surface refinement (the graph network) on
-        the mesh initialisation when its models are loaded (see ``surface``); the report
-        says whether it ran and, if not, why.
+        triangulating. ``refine_surface`` runs surface refinement on the mesh
+        initialisation when its models are loaded (see ``surface``; the stages are those
+        shipped: the ring-profile network, then the paper's graph network if present); the
+        report says whether it ran, which stages, how far it moved the surface and, if it
+        did not run, why.
         """
         t0 = time.perf_counter()
         if not isinstance(case, Case):
@@ -145,7 +147,9 @@ class Reconstructor:
             surface["reason"] = "not requested" if not refine_surface else self.surface_note
         else:
             # How far SR moved the MI surface, and whether the views agree better with it:
-            # a reader sees at once when SR made a large or an unhelpful change.
+            # a reader sees at once when SR made a large or an unhelpful change. Vertex by
+            # vertex: an upper bound on the surface's move (rebuilt rings may also turn a
+            # little about the axis, which moves vertices along the same surface).
             moved = np.linalg.norm(result.vertices - mi.vertices, axis=1)
             surface["displacement_mm"] = {
                 "mean": float(moved.mean()),

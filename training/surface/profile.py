@@ -101,13 +101,16 @@ def edge_targets(rp, truth: np.ndarray) -> np.ndarray:
     return np.stack(out, axis=1)
 
 
-def symmetry_permutations() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """The 8 exact symmetries of a ring's features and targets, as index maps.
+def symmetry_permutations() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The 8 symmetries of a ring's features and targets, as index maps.
 
     Each view's line across the vessel may point either way (mirror: profiles reversed,
     centre offset negated, lower and upper edge swapped and negated), and the rings may
-    run either way along the vessel (context order reversed). Each entry: (feature index
-    (F,), feature sign (F,), target index (4,)) with target sign -1 where mirrored.
+    run either way along the vessel (context order reversed). Running the vessel backwards
+    is reverse + both mirrors, exactly (tested); a single view's mirror assumes the data
+    are mirror-symmetric across the vessel, which validation suggests they are not quite.
+    Each entry: (feature index (F,), feature sign (F,), target index (4,), target sign
+    (4,)).
     """
     K = len(PROFILE_OFFSETS)
     n_ctx = 2 * CONTEXT + 1
@@ -213,6 +216,7 @@ def train_profile(cfg: ProfileTrainConfig) -> dict[str, Any]:
     """Train, validate each epoch, keep ``best`` and ``last``; returns the final state."""
     from training.segmenter.checkpoint import (
         OPTIM_FILE,
+        RNG_KEY,
         find_checkpoint,
         load_tensors,
         optimizer_state_dict,
@@ -236,6 +240,9 @@ def train_profile(cfg: ProfileTrainConfig) -> dict[str, Any]:
     # not turn a small change at run time into a huge input.
     net.std.copy_(X_t.std(0).clamp_min(STD_FLOOR))
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # One generator for the whole run (seeded once), its state saved with `last`: a
+    # resumed run shuffles exactly as an uninterrupted one.
+    g = torch.Generator().manual_seed(cfg.seed)
     state: dict[str, Any] = {"epoch": 0, "best_val_mean": None}
     last = find_checkpoint(out, "last")
     if last is not None and not cfg.resume:
@@ -243,13 +250,12 @@ def train_profile(cfg: ProfileTrainConfig) -> dict[str, Any]:
     if last is not None:
         state = verify_checkpoint(last)
         net.load_state_dict(load_tensors(last / "model.safetensors"))
-        opt.load_state_dict(
-            optimizer_state_dict(load_tensors(last / OPTIM_FILE), state.pop("optimizer"))
-        )
+        saved = load_tensors(last / OPTIM_FILE)
+        opt.load_state_dict(optimizer_state_dict(saved, state.pop("optimizer")))
+        g.set_state(saved[RNG_KEY])
         state.pop("sha256", None)
         log.info("resumed at epoch %d", state["epoch"])
     config = {"format": CONFIG_FORMAT, "n_features": N_FEATURES, "train": asdict(cfg)}
-    g = torch.Generator().manual_seed(cfg.seed + state["epoch"])
     loss_fn = nn.SmoothL1Loss(beta=cfg.smooth_l1_beta)
     syms = symmetry_permutations()
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
@@ -285,7 +291,14 @@ def train_profile(cfg: ProfileTrainConfig) -> dict[str, Any]:
             state["best_val_mean"] = metrics["val_mean"]
             state["best_epoch"] = epoch
             save_checkpoint(out / "best", model=net, config=config, state=state)
-        save_checkpoint(out / "last", model=net, config=config, state=state, optimizer=opt)
+        save_checkpoint(
+            out / "last",
+            model=net,
+            config=config,
+            state=state,
+            optimizer=opt,
+            rng_state=g.get_state(),
+        )
     return state
 
 

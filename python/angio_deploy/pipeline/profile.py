@@ -128,7 +128,10 @@ def ring_profiles(
     (3, 4): world mm to crop pixels.
     """
     if len(planes) != N_VIEWS or len(crop_projections) != N_VIEWS:
-        raise ValueError(f"need {N_VIEWS} views, got {len(planes)}")
+        raise ValueError(
+            f"need {N_VIEWS} views, got {len(planes)} crop planes and "
+            f"{len(crop_projections)} projections"
+        )
     rings = np.asarray(vertices, dtype=np.float64).reshape(-1, n_around, 3)
     centres = rings.mean(axis=1)
     radius = np.linalg.norm(rings - centres[:, None], axis=2).mean(axis=1)
@@ -204,7 +207,11 @@ def corrected_rings(
             "ri,rij->rj", rp.normal_px[v], _projection_jacobian(rp.projections[v], rp.centres)
         )
         b[:, v] = 0.5 * (new_lo + new_hi) - 0.5 * (lo + hi)
-        radii.append(rp.radius_mm * np.maximum(new_hi - new_lo, 0.0) / np.maximum(hi - lo, 1e-9))
+        width = hi - lo
+        ratio = np.where(
+            width > 1e-6, np.maximum(new_hi - new_lo, 0.0) / np.maximum(width, 1e-6), 1.0
+        )
+        radii.append(rp.radius_mm * ratio)
     A[:, 2] = rp.tangents  # no move along the vessel
     scale = np.maximum(np.linalg.norm(A, axis=2), 1e-12)
     A /= scale[..., None]
@@ -221,8 +228,31 @@ class ProfileRefiner:
     """Loads the ring-profile network once; :meth:`refine` is thread-safe."""
 
     def __init__(self, *, folder=None, **session_overrides: Any):
-        from angio_deploy.models import open_model
+        from angio_deploy.models import ModelFileError, load_manifest, open_model
 
+        from .sr import CHANNELS
+
+        entry = load_manifest(folder).get(PROFILE)
+        inp = entry.input or {}
+        # A model trained on other profiles would read these features wrongly, silently.
+        expected = {
+            "shape": ["R", N_FEATURES],
+            "offsets_in_radii": [float(u) for u in PROFILE_OFFSETS],
+            "context_rings": CONTEXT,
+            "channels": list(CHANNELS),
+        }
+        for key, want in expected.items():
+            got = inp.get(key)
+            ok = (
+                got == want
+                if key != "offsets_in_radii"
+                else (got is not None and len(got) == len(want) and np.allclose(got, want))
+            )
+            if not ok:
+                raise ModelFileError(
+                    f"{entry.path}: manifest input.{key} is {got!r}, this version of "
+                    f"angio-deploy computes {want!r}; re-export the model for it"
+                )
         self.model = open_model(PROFILE, folder=folder, **session_overrides)
 
     def refine(self, mi: MIResult, progress: Progress | None = None) -> MIResult:

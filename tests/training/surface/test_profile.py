@@ -64,20 +64,35 @@ def profile_run(sr_data, tmp_path_factory):
     return out, train_profile(cfg), cfg
 
 
-def test_training_validates_keeps_best_and_resumes(profile_run) -> None:
-    from training.surface.profile import train_profile
-
-    out, st, cfg = profile_run
+def test_training_validates_and_keeps_the_best(profile_run) -> None:
+    out, st, _ = profile_run
     assert st["epoch"] == 2 and st["best_epoch"] in (1, 2)
     log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in log] == [1, 2]
     assert all(e["val_mi_mean"] > 0 and e["val_mean"] > 0 for e in log)
     assert st["best_val_mean"] == min(e["val_mean"] for e in log)
+    assert json.loads((out / "best" / "state.json").read_text())["epoch"] == st["best_epoch"]
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(sr_data, tmp_path) -> None:
+    from training.segmenter.checkpoint import load_tensors
+    from training.surface.profile import ProfileTrainConfig, train_profile
+
+    def cfg(out, epochs, resume=False):
+        return ProfileTrainConfig(
+            data=str(sr_data), out=str(out), epochs=epochs, threads=1, batch=32, resume=resume
+        )
+
+    train_profile(cfg(tmp_path / "straight", 2))
+    train_profile(cfg(tmp_path / "resumed", 1))
     with pytest.raises(FileExistsError):
-        train_profile(cfg)
-    cfg.epochs, cfg.resume = 3, True
-    assert train_profile(cfg)["epoch"] == 3
-    assert len((out / "train_log.jsonl").read_text().splitlines()) == 3
+        train_profile(cfg(tmp_path / "resumed", 2))
+    assert train_profile(cfg(tmp_path / "resumed", 2, resume=True))["epoch"] == 2
+    a = load_tensors(tmp_path / "straight" / "last" / "model.safetensors")
+    b = load_tensors(tmp_path / "resumed" / "last" / "model.safetensors")
+    for k in a:  # weights and Adam state restored, the same shuffles: the same model
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+    assert len((tmp_path / "resumed" / "train_log.jsonl").read_text().splitlines()) == 2
 
 
 def _mi_of_case(tmp_path, seed: int):
@@ -132,6 +147,22 @@ def test_export_parity_and_runtime_matches_torch(profile_run, tmp_path) -> None:
     )
 
 
+def test_a_model_for_other_features_is_refused_at_load(profile_run, tmp_path) -> None:
+    from export.profile_export import export_profile, register_profile
+
+    from angio_deploy.models import ModelFileError
+    from angio_deploy.pipeline.sr import SurfaceRefiner
+
+    out, _, _ = profile_run
+    models = tmp_path / "models"
+    register_profile(export_profile(out / "best", models))
+    doc = json.loads((models / "manifest.json").read_text())
+    doc["models"][0]["input"]["context_rings"] = 3
+    (models / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelFileError, match="context_rings"):
+        SurfaceRefiner(folder=models)
+
+
 def test_api_runs_the_profile_stage(profile_run, tmp_path) -> None:
     from export.profile_export import export_profile, register_profile
 
@@ -154,7 +185,8 @@ def test_command_line_trains_and_resumes(sr_data, tmp_path, capsys) -> None:
     args = ["--data", str(sr_data), "--out", str(tmp_path / "run"), "--threads", "1"]
     assert main([*args, "--epochs", "1", "--batch", "64"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["epoch"] == 1
-    with pytest.raises(FileExistsError):
+    with pytest.raises(SystemExit):  # argparse's usage error: the run exists, --resume
         main([*args, "--epochs", "2"])
+    assert "--resume" in capsys.readouterr().err
     assert main([*args, "--epochs", "2", "--resume"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["epoch"] == 2

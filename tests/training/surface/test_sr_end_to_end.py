@@ -197,6 +197,26 @@ def test_both_stages_run_profile_first(sr_run, tmp_path) -> None:
     assert ref.stages == ["profile", "gcn"]
     assert set(ref.report()) == {"stages", "profile", "encoder", "gcn"}
 
+    from PIL import Image
+
+    from angio_deploy.evaluate import with_true_geometry
+    from angio_deploy.io.case import load_case
+    from angio_deploy.pipeline.mi import mesh_initialisation
+    from angio_deploy.pipeline.segmenters import OracleSegmenter
+    from angio_deploy.synth.engine import generate_case, write_case
+
+    d = write_case(generate_case(2_000_001), tmp_path / "case")
+    masks = {k: np.asarray(Image.open(d / "truth" / f"mask_{k}.png")) > 0 for k in "ab"}
+    mi = mesh_initialisation(with_true_geometry(load_case(d)), OracleSegmenter(masks), refine=False)
+    calls = []
+    out_mi = ref.refine(mi, progress=lambda stage, s: calls.append(stage))
+    assert calls == ["sr_profile", "sr_encoder", "sr_gcn"]  # profile first, then the GCN
+    # The untrained profile network leaves MI's rings as they were; the GCN moved them.
+    assert not np.allclose(out_mi.vertices, mi.vertices)
+    only_gcn = SurfaceRefiner(folder=models)
+    only_gcn.profile = None
+    np.testing.assert_allclose(out_mi.vertices, only_gcn.refine(mi).vertices, atol=1e-6)
+
 
 def test_rebuild_completes_a_cache_with_a_broken_case(sr_data, tmp_path) -> None:
     import shutil
