@@ -61,9 +61,10 @@ MIN_RADIUS_MM = 0.1
 #: Ridge of the per-ring centre solve (rows scaled to unit length, so in mm^2 per mm^2):
 #: a prior that shifts are small against the noise of the edge reading, which keeps the
 #: step short where both views see the vessel's cross-section line nearly edge-on (a
-#: depth the two views barely constrain). Chosen on validation with SMOOTH_RINGS: ridge
-#: 0.1 and 2 rings 0.1950 mm, ridge 0.001 unsmoothed 0.1957 (MI 0.2189); on header
-#: geometry, where the views disagree slightly, the small ridge folded rings.
+#: depth the two views barely constrain). Chosen on validation with SMOOTH_RINGS
+#: (tools/sr_diagnostics.py variants): ridge 0.1 and 2 rings 0.1946 mm, ridge 0.001
+#: unsmoothed 0.1972 (MI 0.2189); on header geometry, where the views disagree slightly,
+#: the small ridge folded rings.
 RIDGE = 0.1
 #: Gaussian smoothing (in rings) of the corrections along the vessel before they are
 #: applied: neighbouring rings (0.3-0.8 mm apart) see the same edges, and independent

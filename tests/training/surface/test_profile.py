@@ -190,3 +190,23 @@ def test_command_line_trains_and_resumes(sr_data, tmp_path, capsys) -> None:
     assert "--resume" in capsys.readouterr().err
     assert main([*args, "--epochs", "2", "--resume"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["epoch"] == 2
+
+
+def test_sr_diagnostics_run_on_a_cache(sr_data, profile_run, capsys) -> None:
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "tools" / "sr_diagnostics.py"
+    spec = importlib.util.spec_from_file_location("sr_diagnostics", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+
+    assert tool.main(["residual", "--data", str(sr_data / "val")]) == 0
+    values = [float(x) for x in re.findall(r"(\d+\.\d{4})", capsys.readouterr().out)]
+    # Removing the ring-wise harmonics leaves less than the raw error.
+    assert len(values) == 4 and 0 <= values[-1] < values[0]
+    out, _, _ = profile_run
+    assert tool.main(["edges", str(out / "best"), "--data", str(sr_data / "val")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and all(" px -> " in x for x in lines)
