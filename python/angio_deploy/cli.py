@@ -202,6 +202,28 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def _cmd_build_engines(args: argparse.Namespace) -> int:
+    from .backends import SessionConfig
+    from .backends.prepare import prepare_models
+
+    cfg = SessionConfig(provider=args.provider, trt_fp16=not args.fp32)
+    rows = prepare_models(args.models_dir, cfg)
+    print(f"{'model':<12} {'provider':<28} {'load ms':>9} {'first run ms':>13} {'run ms':>8}")
+    for r in rows:
+        print(
+            f"{r['name']:<12} {r['provider']:<28} {1e3 * r['load_s']:9.1f} "
+            f"{1e3 * r['first_run_s']:13.1f} {1e3 * r['run_s']:8.1f}"
+        )
+    if any(r["provider"] == "TensorrtExecutionProvider" for r in rows):
+        print("TensorRT engines built and cached for the pipeline's input shapes")
+    else:
+        print("no TensorRT on this machine: every model verified and run on ONNX Runtime")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"models": rows}, fh, indent=2)
+    return EX_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
@@ -259,6 +281,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, help="only the first N cases")
     ev.add_argument("-q", "--quiet", action="store_true")
     ev.set_defaults(func=_cmd_evaluate)
+
+    be = sub.add_parser(
+        "build-engines",
+        help="prepare the shipped models for this machine (TensorRT engines on NVIDIA GPUs)",
+    )
+    be.add_argument(
+        "--provider", default="auto", help="ONNX Runtime provider (auto, cpu, cuda, tensorrt)"
+    )
+    be.add_argument("--models-dir", metavar="DIR", help="another models folder (manifest.json)")
+    be.add_argument("--fp32", action="store_true", help="TensorRT: no fp16 kernels")
+    be.add_argument("--json", metavar="FILE", help="write the per-model table as JSON")
+    be.set_defaults(func=_cmd_build_engines)
 
     synth = sub.add_parser("synth", help="write synthetic case folders with truth")
     synth.add_argument("out_dir", metavar="OUT_DIR")

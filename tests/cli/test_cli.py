@@ -113,3 +113,32 @@ def test_console_script_is_installed() -> None:
         pytest.skip("package not installed as a distribution (running from the source tree)")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"angio-deploy {__version__}"
+
+
+def test_build_engines_verifies_and_runs_every_shipped_model(capsys, tmp_path) -> None:
+    from angio_deploy.models import load_manifest
+
+    out = tmp_path / "engines.json"
+    code, stdout, _ = run(capsys, "build-engines", "--provider", "cpu", "--json", str(out))
+    assert code == 0 and "no TensorRT on this machine" in stdout
+    rows = json.loads(out.read_text())["models"]
+    manifest = load_manifest()
+    assert [r["name"] for r in rows] == [m.name for m in manifest.models]
+    for r in rows:
+        assert r["sha256"] == manifest.get(r["name"]).sha256
+        assert r["provider"] == "CPUExecutionProvider" and r["first_run_s"] > 0
+    shapes = {r["role"]: r["input_shapes"] for r in rows}
+    # The pipeline's shapes: 2 views x flip TTA for the segmenter, 100 rings for SR.
+    assert shapes["segmenter"]["image"][0] == 4
+    if "profile" in shapes:
+        assert shapes["profile"]["features"] == [100, 440]
+
+
+def test_build_engines_for_a_missing_provider_exits_69(capsys) -> None:
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    if "TensorrtExecutionProvider" in ort.get_available_providers():
+        pytest.skip("TensorRT is available here")
+    code, _, err = run(capsys, "build-engines", "--provider", "tensorrt")
+    assert code == 69 and "TensorrtExecutionProvider" in err

@@ -9,6 +9,9 @@
   missing provider raises :class:`~angio_deploy.errors.BackendUnavailableError` (exit 69).
 - :mod:`.session`: :class:`SessionConfig`, :class:`ModelSession`, the session cache.
 - :mod:`.tensorrt_engine`: build/run serialized TensorRT engines (TensorRT 10 API).
+- :mod:`.prepare`: ``angio-deploy build-engines``: verify and run every shipped model
+  once at the pipeline's shapes (on NVIDIA machines this builds and caches the TensorRT
+  execution provider's engines ahead of the first case).
 
 Nothing here imports torch, and onnxruntime / tensorrt / cuda-python are imported only
 when a session or engine is created, so ``import angio_deploy.backends`` stays light.

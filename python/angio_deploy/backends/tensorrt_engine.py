@@ -19,7 +19,10 @@ strongly typed networks and gone in TensorRT 11, hence the ``hasattr`` guard),
 stream come from cuda-python (``cuda.bindings.runtime``, or the older ``cuda.cudart``).
 
 An engine is specific to the GPU model and TensorRT version that built it: build on the
-deployment machine (``angio-deploy build-engines``), never ship engines in the package.
+deployment machine, never ship engines in the package. (``angio-deploy build-engines``
+prepares the engines the pipeline itself uses, through ONNX Runtime's TensorRT execution
+provider and its engine cache, :mod:`.prepare`; this module is the standalone path for
+vendors who run the exported models under TensorRT without ONNX Runtime.)
 A JSON sidecar (``<engine>.json``) records the source ONNX sha256, TensorRT version,
 precision and batch profile so a stale engine can be detected.
 
