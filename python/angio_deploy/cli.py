@@ -206,7 +206,8 @@ def _cmd_build_engines(args: argparse.Namespace) -> int:
     from .backends import SessionConfig
     from .backends.prepare import prepare_models
 
-    cfg = SessionConfig(provider=args.provider, trt_fp16=not args.fp32)
+    # The same session settings `run` uses, so the engines cached here are the ones it finds.
+    cfg = SessionConfig(provider=args.provider)
     rows = prepare_models(args.models_dir, cfg)
     print(f"{'model':<12} {'provider':<28} {'load ms':>9} {'first run ms':>13} {'run ms':>8}")
     for r in rows:
@@ -290,7 +291,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--provider", default="auto", help="ONNX Runtime provider (auto, cpu, cuda, tensorrt)"
     )
     be.add_argument("--models-dir", metavar="DIR", help="another models folder (manifest.json)")
-    be.add_argument("--fp32", action="store_true", help="TensorRT: no fp16 kernels")
     be.add_argument("--json", metavar="FILE", help="write the per-model table as JSON")
     be.set_defaults(func=_cmd_build_engines)
 
