@@ -78,27 +78,14 @@ def export_profile(ckpt: str | Path, out_dir: str | Path, *, seed: int = 0) -> d
 def register_profile(summary: dict[str, Any]) -> dict[str, Any]:
     """Add the exported model to the manifest of its folder."""
     from angio_deploy.models import register_model
-    from angio_deploy.pipeline.profile import (
-        CONTEXT,
-        N_FEATURES,
-        N_OUTPUTS,
-        PROFILE,
-        PROFILE_OFFSETS,
-    )
+    from angio_deploy.pipeline.profile import N_OUTPUTS, PROFILE, feature_layout
 
     entry = register_model(
         summary["path"],
         name=PROFILE,
         role="profile",
         version=summary["source_sha256"][:12],
-        input={
-            "name": "features",
-            "dtype": "float32",
-            "shape": ["R", N_FEATURES],
-            "offsets_in_radii": [float(u) for u in PROFILE_OFFSETS],
-            "context_rings": CONTEXT,
-            "channels": ["image", "probability"],
-        },
+        input={"name": "features", "dtype": "float32", **feature_layout()},
         output={"name": "corrections", "dtype": "float32", "shape": ["R", N_OUTPUTS]},
         weights_storage="float32",
         source_sha256=summary["source_sha256"],

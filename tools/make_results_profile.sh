@@ -23,18 +23,7 @@ ML=()
 [ -n "${MAIN_LIMIT:-}" ] && ML=(--limit "$MAIN_LIMIT")
 mkdir -p "$OUT" "$RES"
 M="$OUT/models"
-rm -rf "$M"
-mkdir -p "$M"
-python - "$M" <<'PY'
-import json, shutil, sys
-from pathlib import Path
-src, dst = Path("python/angio_deploy/models"), Path(sys.argv[1])
-man = json.loads((src / "manifest.json").read_text())
-man["models"] = [m for m in man["models"] if m["role"] == "segmenter"]
-for m in man["models"]:
-    shutil.copy2(src / m["file"], dst / m["file"])
-(dst / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
-PY
+python tools/segmenter_models.py "$M"
 python -m export.profile_export "$CKPT" "$M" --register > "$OUT/export.json"
 
 ev() {  # label, extra args...

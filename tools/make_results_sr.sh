@@ -28,18 +28,7 @@ ML=()
 mkdir -p "$OUT" "$RES"
 
 models() {  # checkpoint, folder: the shipped segmenter plus this SR export
-  rm -rf "$2"
-  mkdir -p "$2"
-  python - "$2" <<'PY'
-import json, shutil, sys
-from pathlib import Path
-src, dst = Path("python/angio_deploy/models"), Path(sys.argv[1])
-man = json.loads((src / "manifest.json").read_text())
-man["models"] = [m for m in man["models"] if m["role"] == "segmenter"]
-for m in man["models"]:
-    shutil.copy2(src / m["file"], dst / m["file"])
-(dst / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
-PY
+  python tools/segmenter_models.py "$2"
   python -m export.sr_export "$1" "$2" --fp16-weights --register > "$2.export.json"
 }
 models "$FULL" "$OUT/models_full"

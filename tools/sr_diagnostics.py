@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _val(path: str):
-    from training.surface.profile import _filtered
+    from training.surface.data import SRCache
 
-    return _filtered(Path(path), 2.0)
+    return SRCache(path).within(2.0)
 
 
 def residual(args) -> None:
@@ -97,10 +97,9 @@ def edges(args) -> None:
 def variants(args) -> None:
     from training.surface.profile import case_profiles
 
-    from angio_deploy import kernels
     from angio_deploy.metrics.surface import point_mesh_distance
     from angio_deploy.pipeline.mi import ring_faces
-    from angio_deploy.pipeline.profile import corrected_rings, ring_profiles
+    from angio_deploy.pipeline.profile import refined_mesh, ring_profiles
 
     net, cache, faces = _net(args.ckpt), _val(args.data), ring_faces()
     steps = {
@@ -124,19 +123,14 @@ def variants(args) -> None:
         rp = case_profiles(z)
         corr = _predict(net, rp)
         for name, kw in steps.items():
-            c, r = corrected_rings(rp, corr, **kw)
-            res[name].append(
-                dist(kernels.tube_mesh(c, r, n_around=N_AROUND, reference=z["reference"])[0])
-            )
-        c, r = corrected_rings(rp, corr)
+            res[name].append(dist(refined_mesh(rp, corr, z["reference"], **kw)[0]))
+        v, c, r = refined_mesh(rp, corr, z["reference"])
         old = mi.reshape(-1, N_AROUND, 3)
         keep = c[:, None] + (r / rp.radius_mm)[:, None, None] * (old - rp.centres[:, None])
         res["ring-preserving"].append(dist(keep.reshape(-1, 3)))
-        v = kernels.tube_mesh(c, r, n_around=N_AROUND, reference=z["reference"])[0]
         for k in (2, 3):
             q = ring_profiles([x.astype(np.float32) for x in z["crops"]], list(z["crop_P"]), v)
-            c, r = corrected_rings(q, _predict(net, q))
-            v = kernels.tube_mesh(c, r, n_around=N_AROUND, reference=z["reference"])[0]
+            v = refined_mesh(q, _predict(net, q), z["reference"])[0]
             res[f"{k} passes"].append(dist(v))
     print(f"{len(res['MI'])} cases; mean distance of the mesh to the truth surface (mm):")
     for name, d in res.items():

@@ -255,6 +255,21 @@ class SRCache:
                 out[i] = np.linalg.norm(z["mi"] - z["truth"], axis=1).mean()
         return out
 
+    def within(self, max_mi_mae_mm: float | None) -> SRCache:
+        """The cases whose MI is within ``max_mi_mae_mm`` of the truth (:meth:`mi_mae_mm`;
+        None keeps all): MI that followed another vessel is beyond a local correction."""
+        if max_mi_mae_mm is None:
+            return self
+        keep = self.mi_mae_mm() <= max_mi_mae_mm
+        log.info(
+            "%s: %d of %d cases kept (MI MAE <= %.2f mm)",
+            self.path.name,
+            keep.sum(),
+            len(keep),
+            max_mi_mae_mm,
+        )
+        return self.subset(keep)
+
     def subset(self, keep: np.ndarray) -> SRCache:
         """The same cache restricted to the cases where ``keep`` (bool, one per case) holds."""
         new = copy.copy(self)

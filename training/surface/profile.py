@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from angio_deploy import kernels
 from angio_deploy.metrics.surface import point_mesh_distance
 from angio_deploy.pipeline.mi import N_AROUND, ring_faces
 from angio_deploy.pipeline.profile import (
@@ -37,7 +36,7 @@ from angio_deploy.pipeline.profile import (
     N_VIEWS,
     PER_VIEW,
     PROFILE_OFFSETS,
-    corrected_rings,
+    refined_mesh,
     ring_edges,
     ring_profiles,
 )
@@ -154,12 +153,6 @@ def build_arrays(cache: SRCache, end_rings: int = END_RINGS) -> tuple[np.ndarray
     return np.concatenate(F), np.concatenate(T)
 
 
-def refined_vertices(rp, corrections: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    centres, radii = corrected_rings(rp, corrections)
-    v, _ = kernels.tube_mesh(centres, radii, n_around=N_AROUND, reference=reference)
-    return v
-
-
 def validate(net: ProfileNet, cache: SRCache) -> dict[str, float]:
     """Mean / median over cases of the mean vertex-to-truth-surface distance (mm), MI and
     refined; share of cases improved."""
@@ -173,7 +166,7 @@ def validate(net: ProfileNet, cache: SRCache) -> dict[str, float]:
             corr = net(torch.from_numpy(rp.features)).numpy().astype(np.float64)
         truth = z["truth"].astype(np.float64)
         mi_d.append(point_mesh_distance(z["mi"].astype(np.float64), truth, faces).mean())
-        v = refined_vertices(rp, corr, z["reference"])
+        v = refined_mesh(rp, corr, z["reference"])[0]
         sr_d.append(point_mesh_distance(v, truth, faces).mean())
     mi_d, sr_d = np.array(mi_d), np.array(sr_d)
     return {
@@ -205,13 +198,6 @@ class ProfileTrainConfig:
     augment: bool = False
 
 
-def _filtered(path: Path, max_mi_mae_mm: float | None) -> SRCache:
-    cache = SRCache(path)
-    if max_mi_mae_mm is None:
-        return cache
-    return cache.subset(cache.mi_mae_mm() <= max_mi_mae_mm)
-
-
 def train_profile(cfg: ProfileTrainConfig) -> dict[str, Any]:
     """Train, validate each epoch, keep ``best`` and ``last``; returns the final state."""
     from training.segmenter.checkpoint import (
@@ -228,8 +214,8 @@ def train_profile(cfg: ProfileTrainConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    train = _filtered(Path(cfg.data) / "train", cfg.max_mi_mae_mm)
-    val = _filtered(Path(cfg.data) / "val", cfg.max_mi_mae_mm)
+    train = SRCache(Path(cfg.data) / "train").within(cfg.max_mi_mae_mm)
+    val = SRCache(Path(cfg.data) / "val").within(cfg.max_mi_mae_mm)
     t0 = time.perf_counter()
     X, Y = build_arrays(train)
     log.info("%d rings from %d cases (%.0f s)", len(X), len(train), time.perf_counter() - t0)

@@ -194,19 +194,9 @@ def train_sr(cfg: SRTrainConfig) -> dict[str, Any]:
         raise ValueError(f"{cfg.data}/train holds no cases")
     excluded: dict[str, int] = {}
     if cfg.max_mi_mae_mm is not None:
-        caches = {"train": train, "val": val}
-        for name, cache in caches.items():
-            keep = cache.mi_mae_mm() <= cfg.max_mi_mae_mm
-            excluded[name] = int((~keep).sum())
-            log.info(
-                "%s: %d of %d cases kept (MI MAE <= %.2f mm)",
-                name,
-                keep.sum(),
-                len(keep),
-                cfg.max_mi_mae_mm,
-            )
-            caches[name] = cache.subset(keep)
-        train, val = caches["train"], caches["val"]
+        kept = train.within(cfg.max_mi_mae_mm), val.within(cfg.max_mi_mae_mm)
+        excluded = {"train": len(train) - len(kept[0]), "val": len(val) - len(kept[1])}
+        train, val = kept
         if len(train) == 0:
             raise ValueError(f"{cfg.data}/train: no case with MI MAE <= {cfg.max_mi_mae_mm} mm")
     channels = int(train[0]["crops"].shape[1])

@@ -225,34 +225,44 @@ def corrected_rings(
     return rp.centres + shift, np.maximum(np.mean(radii, axis=0), MIN_RADIUS_MM)
 
 
+def refined_mesh(
+    rp: RingProfiles, edge_corrections: np.ndarray, reference: np.ndarray, **step: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vertices (R * N_AROUND, 3), centres (R, 3) and radii (R,), mm, of the tube rebuilt
+    from the corrected rings (:func:`corrected_rings`; ``step``: its ridge /
+    smooth_rings), with MI's vertex convention (``reference``: view A's direction)."""
+    centres, radii = corrected_rings(rp, edge_corrections, **step)
+    vertices, _ = kernels.tube_mesh(centres, radii, n_around=N_AROUND, reference=reference)
+    return vertices, centres, radii
+
+
+def feature_layout() -> dict[str, Any]:
+    """What the features are, as the model's manifest entry records it (``input``): the
+    export writes it and :class:`ProfileRefiner` refuses a model recorded otherwise."""
+    from .sr import CHANNELS  # sr imports this module
+
+    return {
+        "shape": ["R", N_FEATURES],
+        "offsets_in_radii": [float(u) for u in PROFILE_OFFSETS],
+        "context_rings": CONTEXT,
+        "channels": list(CHANNELS),
+    }
+
+
 class ProfileRefiner:
     """Loads the ring-profile network once; :meth:`refine` is thread-safe."""
 
     def __init__(self, *, folder=None, **session_overrides: Any):
         from angio_deploy.models import ModelFileError, load_manifest, open_model
 
-        from .sr import CHANNELS
-
         entry = load_manifest(folder).get(PROFILE)
         inp = entry.input or {}
         # A model trained on other profiles would read these features wrongly, silently.
-        expected = {
-            "shape": ["R", N_FEATURES],
-            "offsets_in_radii": [float(u) for u in PROFILE_OFFSETS],
-            "context_rings": CONTEXT,
-            "channels": list(CHANNELS),
-        }
-        for key, want in expected.items():
-            got = inp.get(key)
-            ok = (
-                got == want
-                if key != "offsets_in_radii"
-                else (got is not None and len(got) == len(want) and np.allclose(got, want))
-            )
-            if not ok:
+        for key, want in feature_layout().items():
+            if inp.get(key) != want:
                 raise ModelFileError(
-                    f"{entry.path}: manifest input.{key} is {got!r}, this version of "
-                    f"angio-deploy computes {want!r}; re-export the model for it"
+                    f"{entry.path}: manifest input.{key} is {inp.get(key)!r}, this version "
+                    f"of angio-deploy computes {want!r}; re-export the model for it"
                 )
         self.model = open_model(PROFILE, folder=folder, **session_overrides)
 
@@ -266,10 +276,8 @@ class ProfileRefiner:
             [vr.crop.projection(g.P) for vr, g in zip(mi.views, mi.geometries, strict=True)],
             mi.vertices,
         )
-        corr = self.model(rp.features)
-        centres, radii = corrected_rings(rp, corr)
-        vertices, _ = kernels.tube_mesh(
-            centres, radii, n_around=N_AROUND, reference=mi.geometries[0].direction
+        vertices, centres, radii = refined_mesh(
+            rp, self.model(rp.features), mi.geometries[0].direction
         )
         dt = time.perf_counter() - t0
         timings = {**mi.timings_s, "sr_profile": dt}

@@ -113,10 +113,10 @@ def _mi_of_case(tmp_path, seed: int):
 
 def test_export_parity_and_runtime_matches_torch(profile_run, tmp_path) -> None:
     from export.profile_export import export_profile, register_profile
-    from training.surface.profile import load_profile_net, refined_vertices
+    from training.surface.profile import load_profile_net
 
     from angio_deploy.models import load_manifest
-    from angio_deploy.pipeline.profile import ring_profiles
+    from angio_deploy.pipeline.profile import refined_mesh, ring_profiles
     from angio_deploy.pipeline.sr import SurfaceRefiner, encoder_input
 
     out, _, _ = profile_run
@@ -143,7 +143,7 @@ def test_export_parity_and_runtime_matches_torch(profile_run, tmp_path) -> None:
     with torch.no_grad():
         corr = net(torch.from_numpy(rp.features)).numpy().astype(np.float64)
     np.testing.assert_allclose(
-        sr.vertices, refined_vertices(rp, corr, mi.geometries[0].direction), atol=1e-4
+        sr.vertices, refined_mesh(rp, corr, mi.geometries[0].direction)[0], atol=1e-4
     )
 
 
