@@ -98,3 +98,39 @@ def dicom_case(tmp_path: Path) -> Callable[..., Path]:
         return case
 
     return make
+
+
+def _draw_tree(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A small vessel tree (trunk and two branches, 3-6 px wide) and its angiogram:
+    dark vessels on a bright, noisy background, 8-bit."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    mask = np.zeros((size, size), dtype=bool)
+
+    def segment(p, q, half_width):
+        p, q = np.asarray(p, float), np.asarray(q, float)
+        d = q - p
+        t = np.clip(((xx - p[0]) * d[0] + (yy - p[1]) * d[1]) / (d @ d), 0.0, 1.0)
+        dist = np.hypot(xx - p[0] - t * d[0], yy - p[1] - t * d[1])
+        return dist <= half_width
+
+    trunk = ((30, 150), (270, 150))
+    mask |= segment(*trunk, 3.0)
+    mask |= segment((110, 150), (200, 40), 2.2)
+    mask |= segment((180, 150), (250, 260), 2.2)
+    rng = np.random.default_rng(seed)
+    img = 190.0 - 90.0 * mask + rng.normal(0.0, 4.0, mask.shape)
+    return np.clip(img, 0, 255).astype(np.uint8), mask
+
+
+@pytest.fixture(scope="session")
+def real_seg_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stand-in for ../shared/data/real_seg: images/N.png and masks/N.png for one
+    training id (1) and one validation id (31), 300 x 300 like the real set."""
+    root = tmp_path_factory.mktemp("real_seg")
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    for n in (1, 31):
+        img, mask = _draw_tree(300, n)
+        Image.fromarray(img).save(root / "images" / f"{n}.png")
+        Image.fromarray((mask * 255).astype(np.uint8)).save(root / "masks" / f"{n}.png")
+    return root

@@ -83,12 +83,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="main-SOI samples only (default: side branches are samples too)",
     )
+    ap.add_argument(
+        "--real",
+        type=Path,
+        default=None,
+        help="instead: a real-image folder with full-tree masks (../shared/data/real_seg); "
+        "OUT/train gets SOI tasks of images 1-30, OUT/val the benchmark tasks of 31-40",
+    )
+    ap.add_argument("--real-tasks", type=int, default=40, help="tasks per training image")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--any-split", action="store_true", help="skip the seed split check (tests)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
+    provenance = {"command": " ".join(sys.argv)} if argv is None else None
+    if args.real is not None:
+        from training.segmenter.real_tasks import BENCH_TASKS_PER_IMAGE, TRAIN_IDS, VAL_IDS
+
+        for name, ids, n in (
+            ("train", TRAIN_IDS, args.real_tasks),
+            ("val", VAL_IDS, BENCH_TASKS_PER_IMAGE),
+        ):
+            build_cache(
+                args.out / name,
+                real=(args.real, ids, n),
+                overwrite=args.overwrite,
+                provenance=provenance,
+            )
+        return 0
     jobs = []
     for name in ("train", "val"):
         seeds, cases = getattr(args, f"{name}_seeds"), getattr(args, f"{name}_cases")
@@ -106,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             include_side=not args.no_side_branches,
             workers=args.workers,
             overwrite=args.overwrite,
-            provenance={"command": " ".join(sys.argv)} if argv is None else None,
+            provenance=provenance,
         )
     return 0
 

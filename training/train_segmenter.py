@@ -65,6 +65,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="local safetensors file of pretrained encoder weights",
     )
+    ap.add_argument(
+        "--extra-train",
+        action="append",
+        default=[],
+        metavar="DIR[:REPEATS]",
+        help="another training cache mixed in (repeated REPEATS times an epoch, default 1)",
+    )
+    ap.add_argument(
+        "--extra-val",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="another validation cache; the best checkpoint is chosen on the mean Dice",
+    )
+    ap.add_argument(
+        "--init-onnx",
+        type=Path,
+        default=None,
+        help="fine-tune from an exported segmenter .onnx (BatchNorm folded and frozen)",
+    )
+    ap.add_argument("--lowres-prob", type=float, default=AugmentParams.lowres_prob)
+    ap.add_argument("--invert-prob", type=float, default=AugmentParams.invert_prob)
     ap.add_argument("--crop-width", type=int, default=CropParams.width)
     ap.add_argument("--crop-height", type=int, default=CropParams.height)
     ap.add_argument("--crop-margin", type=int, default=CropParams.margin_px)
@@ -73,6 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("crop_width", "crop_height"):
         if getattr(args, name) % 32:
             ap.error(f"--{name.replace('_', '-')} must be a multiple of 32 (U-Net depth 5)")
+    extra_train = []
+    for spec in args.extra_train:
+        path, _, reps = spec.partition(":")
+        if reps and not reps.isdigit():
+            ap.error(f"--extra-train {spec!r}: REPEATS must be a positive integer")
+        extra_train.append((Path(path), int(reps or 1)))
     cfg = TrainConfig(
         data=args.data,
         out=args.out,
@@ -92,7 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         val_limit=args.val_limit,
         encoder_weights=args.encoder_weights,
         crop=CropParams(args.crop_width, args.crop_height, args.crop_margin, args.crop_max_scale),
-        augment=AugmentParams(),
+        augment=AugmentParams(lowres_prob=args.lowres_prob, invert_prob=args.invert_prob),
+        extra_train=extra_train,
+        extra_val=list(args.extra_val),
+        init_onnx=args.init_onnx,
     )
     train(cfg)
     return 0

@@ -68,3 +68,66 @@ def test_ends_follow_the_clicks_along_the_vessel(click_offset: float) -> None:
     np.testing.assert_allclose(cl.points[[0, -1], 1], 79.5, atol=0.6)
     # Widths near the ends (and on any extension) are the vessel's, not the end face's.
     np.testing.assert_allclose(cl.widths, 10.0, atol=0.5)
+
+
+def _dark_tube_image(H=160, W=256, width=8.0, curve=0.0, seed=0):
+    """A crop image with a dark tube where _tube puts its vessel, on noisy background."""
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
+    centre = 79.5 + curve * np.sin(np.pi * (xx - 24) / 208)
+    img = 0.8 - 0.4 * np.exp(-0.5 * ((yy - centre) / (width / 2.5)) ** 2)
+    return img + np.random.default_rng(seed).normal(0.0, 0.01, img.shape)
+
+
+def test_long_gap_is_bridged_on_image_evidence_and_keeps_the_width() -> None:
+    # A 35 % gap: on the probability alone the vessel is "not found".
+    prob = _tube(width=8.0, gap=(90, 165))
+    prob[:, 90:165] = 0.0
+    with pytest.raises(InputError, match="vessel not found"):
+        extract_centreline(prob, [24.0, 79.5], [231.0, 79.5])
+    cl = extract_centreline(prob, [24.0, 79.5], [231.0, 79.5], image=_dark_tube_image())
+    assert cl.off_vessel_share == 0.0 and cl.bridged_share > 0.3
+    x = cl.points[:, 0]
+    assert cl.gap[(x > 95) & (x < 160)].all() and not cl.gap[(x < 80) | (x > 175)].any()
+    # Width and centre in the gap come from its neighbours, not from the gap.
+    np.testing.assert_allclose(cl.widths, 8.0, atol=0.4)
+    np.testing.assert_allclose(cl.points[5:-5, 1], 79.5, atol=0.5)
+
+
+def test_click_on_background_is_still_not_a_vessel() -> None:
+    # The segmented vessel is far from the clicks; the image there is noise only.
+    prob = _tube(width=8.0)
+    image = _dark_tube_image()
+    with pytest.raises(InputError, match="no vessel found"):
+        extract_centreline(prob, [24.0, 20.0], [231.0, 20.0], image=image)
+
+
+def test_a_click_the_segmenter_faded_out_snaps_to_the_dark_ridge() -> None:
+    prob = _tube(width=8.0)
+    prob[:, :40] = 0.0  # the network missed the vessel's first 16 px past the start
+    cl = extract_centreline(prob, [24.0, 79.5], [231.0, 79.5], image=_dark_tube_image())
+    assert abs(cl.points[0, 0] - 24.0) < 2.0 and abs(cl.points[0, 1] - 79.5) < 1.0
+
+
+def _two_routes():
+    """Two vessels from (24, 80) to (232, 80): a straight one and an arc bulging up 40 px."""
+    yy, xx = np.mgrid[0:160, 0:256].astype(np.float64)
+    straight = np.clip(0.5 + (3.0 - np.abs(yy - 79.5)), 0.0, 1.0)
+    arc_y = 79.5 - 40.0 * np.sin(np.pi * np.clip((xx - 24) / 208, 0, 1))
+    arc = np.clip(0.5 + (3.0 - np.abs(yy - arc_y)), 0.0, 1.0) * ((xx >= 24) & (xx <= 232))
+    return np.maximum(straight, arc)
+
+
+def test_guide_points_pick_the_branch_in_order() -> None:
+    prob = _two_routes()
+    plain = extract_centreline(prob, [24.0, 79.5], [232.0, 79.5])
+    assert np.abs(plain.points[:, 1] - 79.5).max() < 4.0  # the short route
+    guided = extract_centreline(prob, [24.0, 79.5], [232.0, 79.5], via=[[128.0, 41.0]])
+    mid = np.abs(guided.points[:, 0] - 128.0) < 2.0
+    assert np.all(np.abs(guided.points[mid, 1] - 39.5) < 2.0)
+    assert guided.points[0, 0] < guided.points[-1, 0]
+
+
+def test_guide_point_outside_the_crop_names_the_view() -> None:
+    with pytest.raises(InputError, match="guide point 0 lies outside") as info:
+        extract_centreline(_tube(), [24.0, 79.5], [231.0, 79.5], view="b", via=[[10.0, 500.0]])
+    assert "view b" in str(info.value)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from training.segmenter.augment import AugmentParams, CropParams
@@ -61,3 +63,45 @@ def test_batch_sampler_resumes_mid_epoch():
     assert {e for b in full for _, e in b} == {2}
     assert list(EpochBatchSampler(23, 4, seed=1, epoch=2, start_batch=3)) == full[3:]
     assert full != list(EpochBatchSampler(23, 4, seed=1, epoch=3))
+
+
+def test_real_cache_mixes_with_synthetic_and_repeats_draw_new_augmentations(
+    seg_data, real_seg_dir, tmp_path
+) -> None:
+    from training.segmenter.augment import AugmentParams, CropParams
+    from training.segmenter.cache import SegCache, build_cache
+    from training.segmenter.dataset import MixedDataset, SegDataset
+
+    real = build_cache(tmp_path / "real", real=(real_seg_dir, [1], 5))
+    cache = SegCache(real)
+    assert cache.meta["source"] == "real" and cache.n_samples == 5 and cache.n_views == 1
+    crop = CropParams(128, 64)
+    aug = AugmentParams(lowres_prob=1.0, invert_prob=0.0)
+    synth = SegDataset(seg_data / "train", crop=crop, augment=aug)
+    real_ds = SegDataset(cache, crop=crop, augment=aug, seed=1)
+    mix = MixedDataset([(synth, 1), (real_ds, 3)])
+    assert len(mix) == len(synth) + 3 * 5
+    a, _ = mix[(len(synth), 0)]
+    b, _ = mix[(len(synth) + 5, 0)]  # the same real sample, second repeat
+    assert a.shape == (1, 64, 128) and not torch.equal(a, b)
+    assert torch.equal(mix[(len(synth), 0)][0], a)  # keyed, not random
+    # Its mask is the task's truth warped into the crop: the SOI on the mid-line.
+    _, y = mix[(len(synth), 0)]
+    assert y[0, 32].sum() >= 10  # the crop is scaled to the task: a good share of its width
+
+
+def test_inversion_and_lowres_augmentations() -> None:
+    from training.segmenter.augment import AugmentParams, intensity_augment
+
+    x = np.full((64, 128), 0.8, np.float32)
+    x[30:34] = 0.2
+    p = AugmentParams(gamma=(1, 1), contrast=(1, 1), noise_sd=(0, 0), blur_prob=0.0)
+    rng = np.random.default_rng(0)
+    inv = intensity_augment(x, rng, dataclasses.replace(p, invert_prob=1.0))
+    assert inv[32].mean() > inv[0].mean()  # vessels bright
+    low = intensity_augment(
+        x, rng, dataclasses.replace(p, lowres_prob=1.0, lowres_factor=(0.5, 0.5))
+    )
+    assert low.shape == x.shape and low[29].mean() < 0.8  # edges spread
+    same = intensity_augment(x, np.random.default_rng(0), p)
+    np.testing.assert_allclose(same, x, atol=1e-6)

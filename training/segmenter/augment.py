@@ -72,6 +72,13 @@ class AugmentParams:
     blur_prob: float = 0.3
     blur_sigma: tuple[float, float] = (0.3, 1.0)  # crop pixels
     vflip_prob: float = 0.5
+    #: Real systems image at 300-1024 px: sometimes resample the crop down by a factor in
+    #: ``lowres_factor`` and back up (lost resolution, not lost size).
+    lowres_prob: float = 0.0
+    lowres_factor: tuple[float, float] = (0.4, 0.9)
+    #: Plain images carry no photometric tag: a host may send a MONOCHROME1-like image
+    #: (vessels bright). Invert the crop this often so such input still segments.
+    invert_prob: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -129,6 +136,13 @@ def intensity_augment(x: np.ndarray, rng: np.random.Generator, p: AugmentParams)
         x = x + rng.normal(0.0, noise, x.shape).astype(np.float32)
     if rng.random() < p.blur_prob:
         x = ndimage.gaussian_filter(x, rng.uniform(*p.blur_sigma))
+    # Drawn only when enabled, so runs with the earlier defaults keep their random stream.
+    if p.lowres_prob > 0 and rng.random() < p.lowres_prob:
+        f = rng.uniform(*p.lowres_factor)
+        small = ndimage.zoom(ndimage.gaussian_filter(x, 0.5 / f), f, order=1)
+        x = ndimage.zoom(small, np.array(x.shape) / np.array(small.shape), order=1)
+    if p.invert_prob > 0 and rng.random() < p.invert_prob:
+        x = 1.0 - x
     return x.astype(np.float32)
 
 

@@ -133,6 +133,34 @@ def record_from_folder(case_dir: str | Path) -> CaseRecord:
     return CaseRecord(case_dir.name, seed, stored, bits, has_side, samples)
 
 
+def record_from_real(
+    data_dir: str | Path, image_id: int, *, tasks_per_image: int = 40, seed: int = 0
+) -> CaseRecord:
+    """One real image with a full-tree mask (``images/N.png``, ``masks/N.png``) as a
+    one-view record whose samples are SOI tasks drawn from the mask
+    (:func:`training.segmenter.real_tasks.make_tasks`)."""
+    from angio_deploy.io.images import read_plain_image
+
+    from .real_tasks import make_tasks
+
+    data_dir = Path(data_dir)
+    img = read_plain_image(data_dir / "images" / f"{image_id}.png")
+    mask = read_plain_image(data_dir / "masks" / f"{image_id}.png") > 0.5
+    stored = np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint16)
+    samples = [
+        (
+            0,
+            0,
+            t.start.astype(np.float32),
+            t.end.astype(np.float32),
+            t.truth.astype(np.uint8),
+            False,
+        )
+        for t in make_tasks(mask, str(image_id), n_tasks=tasks_per_image, seed=seed)
+    ]
+    return CaseRecord(f"real:{image_id}", -1, [stored], [8], False, samples)
+
+
 def _seed_job(args: tuple[int, int | None, bool]) -> CaseRecord:
     return record_from_seed(*args)
 
@@ -148,7 +176,13 @@ def _records(
     size: int | None,
     include_side: bool,
     workers: int,
+    real: tuple[Path, Sequence[int], int] | None = None,
 ) -> Iterable[CaseRecord]:
+    if real is not None:
+        real_dir, ids, per_image = real
+        for i in ids:
+            yield record_from_real(real_dir, int(i), tasks_per_image=per_image)
+        return
     if seeds is not None:
         fn, jobs = _seed_job, [(int(s), size, include_side) for s in seeds]
     else:
@@ -173,8 +207,10 @@ def build_cache(
     overwrite: bool = False,
     progress_every: int = 100,
     provenance: dict[str, Any] | None = None,
+    real: tuple[str | Path, Sequence[int], int] | None = None,
 ) -> Path:
-    """Build a cache from engine ``seeds`` or from ``case_dirs`` (exactly one of them).
+    """Build a cache from engine ``seeds``, from ``case_dirs``, or from ``real`` = (a
+    real-image folder with full-tree masks, image ids, tasks per image): exactly one.
 
     Written into a hidden temporary sibling and swapped into place when complete, so an
     interrupted build leaves no half cache. Returns the cache folder.
@@ -183,9 +219,13 @@ def build_cache(
     from angio_deploy.io.atomic import atomic_output_dir
     from angio_deploy.synth.engine import GENERATOR_VERSION
 
-    if (seeds is None) == (case_dirs is None):
-        raise ValueError("give exactly one of seeds and case_dirs")
-    total = len(seeds) if seeds is not None else len(case_dirs or ())
+    if sum(x is not None for x in (seeds, case_dirs, real)) != 1:
+        raise ValueError("give exactly one of seeds, case_dirs and real")
+    if real is not None:
+        real = (Path(real[0]), [int(i) for i in real[1]], int(real[2]))
+        total = len(real[1])
+    else:
+        total = len(seeds) if seeds is not None else len(case_dirs or ())
     if total == 0:
         raise ValueError("no cases to build from")
     out = Path(out_dir)
@@ -197,7 +237,14 @@ def build_cache(
         mask_pos = 0
         with open(tmp / IMAGES_FILE, "wb") as fi, open(tmp / MASKS_FILE, "wb") as fm:
             for n, rec in enumerate(
-                _records(seeds, case_dirs, size=size, include_side=include_side, workers=workers)
+                _records(
+                    seeds,
+                    case_dirs,
+                    size=size,
+                    include_side=include_side,
+                    workers=workers,
+                    real=real,
+                )
             ):
                 first_view = len(v_seed)
                 for k, (arr, bits) in enumerate(zip(rec.stored, rec.bits, strict=True)):
@@ -240,12 +287,18 @@ def build_cache(
         meta = {
             "format": "angio-deploy-seg-cache",
             "cache_version": CACHE_VERSION,
-            "source": "seeds" if seeds is not None else "case_folders",
+            "source": "seeds" if seeds is not None else "case_folders" if real is None else "real",
             "generator_version": GENERATOR_VERSION,
             "package_version": __version__,
             "size": size,
             "include_side_branches": include_side if seeds is not None else False,
-            "main_mask": "main SOI only" if seeds is not None else "truth mask as written",
+            "main_mask": (
+                "main SOI only"
+                if seeds is not None
+                else "truth mask as written"
+                if real is None
+                else "SOI task truth from the full-tree mask (real_tasks)"
+            ),
             "n_cases": total,
             "n_views": len(v_seed),
             "n_samples": len(s_view),
@@ -254,6 +307,11 @@ def build_cache(
             "image_scale": "float image = stored / (2**bits - 1), MONOCHROME2",
             "points": "pixels [u, v] = [column, row], start then end",
             "case_keys": sorted(set(v_key)) if seeds is None else None,
+            "real": (
+                {"dir": str(real[0]), "ids": real[1], "tasks_per_image": real[2]}
+                if real is not None
+                else None
+            ),
             "seeds": _compress_seeds(seeds) if seeds is not None else None,
             "build_seconds": round(time.perf_counter() - t0, 1),
             **({"provenance": provenance} if provenance else {}),

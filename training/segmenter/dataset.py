@@ -61,8 +61,9 @@ class SegDataset(Dataset):
     def segment_of(self, i: int) -> int:
         return int(self.cache.tables["sample_segment"][self.indices[i]])
 
-    def sample(self, i: int, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Numpy (image (H, W) float32, mask (H, W) uint8) of item ``i``."""
+    def sample(self, i: int, epoch: int = 0, rep: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Numpy (image (H, W) float32, mask (H, W) uint8) of item ``i``; ``rep`` > 0
+        draws a different augmentation of the same item (a cache repeated in a mix)."""
         s = int(self.indices[i])
         view = int(self.cache.tables["sample_view"][s])
         stored, bits = self.cache.view_stored(view)
@@ -70,12 +71,45 @@ class SegDataset(Dataset):
         start, end = self.cache.sample_points(s)
         rng = None
         if self.augment is not None:
-            rng = np.random.default_rng([_AUG_STREAM, self.seed, int(epoch), s])
+            key = [_AUG_STREAM, self.seed, int(epoch), s] + ([int(rep)] if rep else [])
+            rng = np.random.default_rng(key)
         return make_sample(stored, bits, mask, start, end, self.crop, rng, self.augment)
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         i, epoch = key if isinstance(key, tuple) else (key, 0)
         x, y = self.sample(int(i), int(epoch))
+        return torch.from_numpy(x)[None], torch.from_numpy(y.astype(np.float32))[None]
+
+
+class MixedDataset(Dataset):
+    """Several :class:`SegDataset` as one, each repeated a whole number of times per epoch
+    (e.g. synthetic and real samples in a chosen proportion). Keys as for SegDataset."""
+
+    def __init__(self, parts: list[tuple[SegDataset, int]]):
+        if not parts or any(r < 1 for _, r in parts):
+            raise ValueError("MixedDataset needs parts with repeats >= 1")
+        self.parts = parts
+        self.table = np.concatenate(
+            [
+                np.stack(
+                    [
+                        np.full(len(ds) * r, k),
+                        np.tile(np.arange(len(ds)), r),
+                        np.repeat(np.arange(r), len(ds)),
+                    ],
+                    axis=1,
+                )
+                for k, (ds, r) in enumerate(parts)
+            ]
+        ).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        i, epoch = key if isinstance(key, tuple) else (key, 0)
+        k, j, rep = (int(v) for v in self.table[int(i)])
+        x, y = self.parts[k][0].sample(j, int(epoch), rep)
         return torch.from_numpy(x)[None], torch.from_numpy(y.astype(np.float32))[None]
 
 

@@ -37,9 +37,10 @@ from .checkpoint import (
     save_checkpoint,
     verify_checkpoint,
 )
-from .dataset import EpochBatchSampler, SegDataset
+from .dataset import EpochBatchSampler, MixedDataset, SegDataset
 from .losses import BCEDiceLoss, dice_per_sample
 from .model import ENCODER, architecture, build_segmenter, load_encoder_weights
+from .warm_start import freeze_batchnorm, load_from_onnx
 
 log = logging.getLogger("training.segmenter")
 
@@ -47,7 +48,18 @@ NORMALIZATION = "per-crop zero mean, unit sd (angio_deploy.pipeline.crop.normali
 LOG_FILE = "train_log.jsonl"
 CONFIG_FORMAT = "angio-deploy-segmenter/1"
 #: Settings a resumed run must share with the run it continues.
-_RESUME_KEYS = ("batch_size", "seed", "crop", "augment", "segments", "n_train", "lr", "gamma")
+_RESUME_KEYS = (
+    "batch_size",
+    "seed",
+    "crop",
+    "augment",
+    "segments",
+    "n_train",
+    "lr",
+    "gamma",
+    "extra_train",
+    "init_onnx",
+)
 
 
 @dataclass
@@ -73,6 +85,15 @@ class TrainConfig:
     encoder_weights: Path | None = None
     crop: CropParams = field(default_factory=CropParams)
     augment: AugmentParams = field(default_factory=AugmentParams)
+    #: More training caches mixed in, each (cache folder, repeats per epoch): e.g. real
+    #: SOI tasks (build_seg_data --real) beside the synthetic ones.
+    extra_train: list[tuple[Path, int]] = field(default_factory=list)
+    #: More validation caches; the best checkpoint is chosen on the mean of the Dice means
+    #: of ``val/`` and these (so a real and a synthetic set weigh the same).
+    extra_val: list[Path] = field(default_factory=list)
+    #: Start from an exported segmenter (.onnx, BatchNorm folded): every BatchNorm then
+    #: trains in eval mode (training.segmenter.warm_start).
+    init_onnx: Path | None = None
 
     def run_signature(self, n_train: int) -> dict[str, Any]:
         """JSON-normalised settings a resumed run must share (tuples become lists)."""
@@ -85,6 +106,8 @@ class TrainConfig:
             "n_train": n_train,
             "lr": self.lr,
             "gamma": self.gamma,
+            "extra_train": [[str(p), int(r)] for p, r in self.extra_train],
+            "init_onnx": None if self.init_onnx is None else str(self.init_onnx),
         }
         return json.loads(json.dumps(sig))
 
@@ -142,9 +165,12 @@ class _Validator:
         self.batch = batch
         self.loss = BCEDiceLoss()
 
-    def __call__(self, model: torch.nn.Module, channels_last: bool) -> dict[str, float]:
+    def __call__(
+        self, model: torch.nn.Module, channels_last: bool, prefix: str = "val"
+    ) -> dict[str, float]:
         if self.x is None:
             return {}
+        was_training = model.training
         model.eval()
         dices, losses = [], []
         with torch.inference_mode():
@@ -155,14 +181,15 @@ class _Validator:
                 logits = model(x)
                 dices.append(dice_per_sample(logits, y))
                 losses.append(self.loss(logits, y).item() * len(x))
-        model.train()
+        if was_training:
+            model.train()
         d = torch.cat(dices).numpy()
         return {
-            "val_dice": float(d.mean()),
-            "val_dice_median": float(np.median(d)),
-            "val_dice_p10": float(np.percentile(d, 10)),
-            "val_loss": float(sum(losses) / len(d)),
-            "val_n": len(d),
+            f"{prefix}_dice": float(d.mean()),
+            f"{prefix}_dice_median": float(np.median(d)),
+            f"{prefix}_dice_p10": float(np.percentile(d, 10)),
+            f"{prefix}_loss": float(sum(losses) / len(d)),
+            f"{prefix}_n": len(d),
         }
 
 
@@ -208,10 +235,22 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
     torch.manual_seed(cfg.seed)
     data = Path(cfg.data)
     train_cache, val_cache = SegCache(data / "train"), SegCache(data / "val")
-    train_ds = SegDataset(
+    train_ds: SegDataset | MixedDataset = SegDataset(
         train_cache, crop=cfg.crop, augment=cfg.augment, segments=cfg.segments, seed=cfg.seed
     )
+    extra_caches = [(SegCache(p), int(r)) for p, r in cfg.extra_train]
+    if extra_caches:
+        train_ds = MixedDataset(
+            [
+                (train_ds, 1),
+                *(
+                    (SegDataset(c, crop=cfg.crop, augment=cfg.augment, seed=cfg.seed + k + 1), r)
+                    for k, (c, r) in enumerate(extra_caches)
+                ),
+            ]
+        )
     val_ds = SegDataset(val_cache, crop=cfg.crop, augment=None, segments="main")
+    extra_val = [SegCache(p) for p in cfg.extra_val]
     n_train = len(train_ds)
     per_epoch = EpochBatchSampler.batches_per_epoch(n_train, cfg.batch_size)
     if per_epoch == 0:
@@ -222,6 +261,14 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
     encoder_init: Any = "random (trained from scratch)"
     if cfg.encoder_weights is not None:
         encoder_init = load_encoder_weights(model, cfg.encoder_weights)
+    if cfg.init_onnx is not None:
+        encoder_init = {"warm_start": load_from_onnx(model, cfg.init_onnx)}
+
+    def train_mode() -> None:
+        model.train()
+        if cfg.init_onnx is not None:
+            freeze_batchnorm(model)
+
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -264,7 +311,10 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
     elif cfg.resume:
         _log_json({"event": "resume", "from": None, "note": "no checkpoint found, starting fresh"})
 
-    validator = _Validator(val_ds, cfg.val_limit, cfg.val_batch)
+    validators = [("val", _Validator(val_ds, cfg.val_limit, cfg.val_batch))]
+    for k, c in enumerate(extra_val):
+        ds = SegDataset(c, crop=cfg.crop, augment=None, segments="main")
+        validators.append((f"val{k + 1}", _Validator(ds, cfg.val_limit, cfg.val_batch)))
     loss_fn = BCEDiceLoss()
 
     def config_for(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -282,7 +332,12 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
             },
             "output": {"name": "logits", "probability": "sigmoid(logits)", "threshold": 0.5},
             "encoder_init": encoder_init,
-            "data": {"train": _cache_summary(train_cache), "val": _cache_summary(val_cache)},
+            "data": {
+                "train": _cache_summary(train_cache),
+                "val": _cache_summary(val_cache),
+                "extra_train": [{**_cache_summary(c), "repeats": r} for c, r in extra_caches],
+                "extra_val": [_cache_summary(c) for c in extra_val],
+            },
             "training": {
                 "loss": "BCE + soft Dice (probabilities, smooth 1)",
                 "optimizer": "Adam",
@@ -331,7 +386,15 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
 
     def validate_and_save(rng_state: torch.Tensor) -> dict[str, Any]:
         t0 = time.perf_counter()
-        metrics = validator(model, cfg.channels_last)
+        metrics: dict[str, Any] = {}
+        for prefix, validator in validators:
+            metrics.update(validator(model, cfg.channels_last, prefix))
+        if len(validators) > 1 and metrics.get("val_dice") is not None:
+            # The selection score: each validation set weighs the same.
+            metrics["val_dice_own"] = metrics["val_dice"]
+            metrics["val_dice"] = float(
+                np.mean([metrics[f"{p}_dice"] for p, _ in validators if f"{p}_dice" in metrics])
+            )
         metrics["val_seconds"] = round(time.perf_counter() - t0, 2)
         rec = {"event": "val", "epoch": st["epoch"], "step": st["step"], **metrics}
         st["history"].append({k: v for k, v in rec.items() if k != "event"})
@@ -359,6 +422,7 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
             "event": "start",
             "n_train": n_train,
             "n_val": len(val_ds) if cfg.val_limit is None else min(cfg.val_limit, len(val_ds)),
+            "n_extra_val": [len(v.x) if v.x is not None else 0 for _, v in validators[1:]],
             "batches_per_epoch": per_epoch,
             "threads": torch.get_num_threads(),
             "workers": cfg.workers,
@@ -366,7 +430,7 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
             "step": st["step"],
         }
     )
-    model.train()
+    train_mode()
     stop = cfg.max_steps is not None and st["step"] >= cfg.max_steps
     window: list[tuple[float, float, float]] = []
     while st["epoch"] < cfg.epochs and not stop:

@@ -4,16 +4,23 @@ Works on the segmenter's probability map in crop space (see :mod:`.crop`): the p
 the clinician's start to end point that stays inside the segmented vessel and near its
 middle is a minimum-cost path (Dijkstra on the 8-connected pixel grid) with a cost that
 is low on the vessel's medial axis and high off the vessel. Gaps in the segmentation (a
-tight stenosis, an overlap) are crossed at a price; if too much of the path runs outside
-the vessel, the view's vessel is reported as not found. Widths are measured along the
-path's normals at the 0.5 probability level with sub-pixel interpolation, and each point
-is moved to the middle of its two edges.
+tight stenosis, an overlap, the catheter tip, a bifurcation the network left open) are
+bridged with the image's own evidence: where the crop image is given, a multi-scale
+Hessian ridge measure of dark tubes (:func:`vesselness`), scaled by its level on the
+segmented vessel, makes a gap that follows a dark ridge cheap to cross, while background
+stays expensive. If too much of the path runs where neither the segmentation nor the
+image shows a vessel, the view's vessel is reported as not found. Optional guide points
+(``via``) are visited in order. Widths are measured along the path's normals at the
+``width_level`` probability level with sub-pixel interpolation, and each point is moved
+to the middle of its two edges; points in a gap of the segmentation are flagged
+(``gap``) and take width and centring from their neighbours outside the gap.
 
 Units: crop pixels unless stated otherwise.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,18 +43,64 @@ END_TANGENT_PX = 5.0
 WIDTH_SEARCH_PX = 40.0
 WIDTH_STEP_PX = 0.25
 SMOOTH_SIGMA_PX = 2.0
+#: Scales (crop px) of the ridge measure; crops magnify up to 2x, so 1.5-6 px covers
+#: lumens of about 1.5 to 15 image pixels radius.
+VESSELNESS_SIGMAS_PX = (1.5, 2.5, 4.0, 6.0)
+#: A gap pixel with full image evidence costs as much as a pixel of this probability.
+GAP_EVIDENCE_WEIGHT = 0.6
+#: Image evidence (vessel level = 1) from which a gap pixel counts as bridged.
+BRIDGE_LEVEL = 0.5
+#: Image evidence from which a clicked end may snap to a pixel the segmenter missed.
+SNAP_EVIDENCE = 0.8
 
 _OFFSETS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 
 @dataclass(frozen=True)
 class Centreline2D:
-    """Centreline points (K, 2) [x, y] from start to end, lumen widths (K,), and the share
-    of the raw path that ran outside the segmented vessel."""
+    """Centreline points (K, 2) [x, y] from start to end, lumen widths (K,), the share of
+    the raw path that ran where neither segmentation nor image showed a vessel, the
+    share that crossed gaps of the segmentation on image evidence, and per point whether
+    it lies in such a gap (its width then comes from the neighbours)."""
 
     points: np.ndarray
     widths: np.ndarray
     off_vessel_share: float
+    bridged_share: float = 0.0
+    gap: np.ndarray | None = None
+
+
+def vesselness(image: np.ndarray, sigmas=VESSELNESS_SIGMAS_PX) -> np.ndarray:
+    """Dark-tube ridge measure (H, W) >= 0 of an image: the largest scale-normalised
+    Hessian eigenvalue minus the magnitude of the other (a tube curves across, not along;
+    a blob curves both ways), maximised over ``sigmas`` (px)."""
+    img = np.asarray(image, dtype=np.float64)
+    out = np.zeros_like(img)
+    for sg in sigmas:
+        hxx = ndimage.gaussian_filter(img, sg, order=(0, 2))
+        hyy = ndimage.gaussian_filter(img, sg, order=(2, 0))
+        hxy = ndimage.gaussian_filter(img, sg, order=(1, 1))
+        tr = 0.5 * (hxx + hyy)
+        disc = np.sqrt(0.25 * (hxx - hyy) ** 2 + hxy**2)
+        l1, l2 = tr + disc, tr - disc  # l1 >= l2
+        out = np.maximum(out, sg * sg * np.maximum(l1 - np.abs(l2), 0.0))
+    return out
+
+
+def image_evidence(image: np.ndarray, prob: np.ndarray) -> np.ndarray:
+    """Vesselness of the crop scaled so that its median on the segmented vessel's medial
+    pixels is 1, clipped to [0, 1]; all zero when nothing is segmented (then the image
+    cannot say what a vessel looks like here, and background stays background)."""
+    v = vesselness(image)
+    seg = prob >= THRESHOLD
+    if seg.sum() < 10:
+        return np.zeros_like(v)
+    dist = ndimage.distance_transform_edt(seg)
+    core = dist >= max(1.0, 0.5 * float(dist.max()))
+    level = float(np.median(v[core])) if core.any() else float(np.median(v[seg]))
+    if not level > 0:
+        return np.zeros_like(v)
+    return np.clip(v / level, 0.0, 1.0)
 
 
 def _cost(prob: np.ndarray, dist: np.ndarray) -> np.ndarray:
@@ -75,7 +128,14 @@ def _grid_graph(cost: np.ndarray):
 
 
 def _snap(
-    prob: np.ndarray, dist: np.ndarray, p: np.ndarray, view: str, which: str
+    prob: np.ndarray,
+    dist: np.ndarray,
+    p: np.ndarray,
+    view: str,
+    which: str,
+    *,
+    evidence: np.ndarray | None = None,
+    fallback: bool = False,
 ) -> tuple[int, int]:
     """The vessel's medial pixel nearest a clicked point; error when none is vessel.
 
@@ -91,14 +151,24 @@ def _snap(
         raise InputError(f"the SOI {which} point lies outside the crop", field=f"view {view}")
     yy, xx = np.mgrid[y0 : y1 + 1, x0 : x1 + 1]
     d2 = (xx - x) ** 2 + (yy - y) ** 2
-    ok = (d2 <= r * r) & (prob[y0 : y1 + 1, x0 : x1 + 1] >= END_THRESHOLD)
+    ok = prob[y0 : y1 + 1, x0 : x1 + 1] >= END_THRESHOLD
+    ev = 0.0
+    if evidence is not None:
+        # A segmenter trained on masks that stop at the clicks fades there; a ridge as
+        # dark as the segmented vessel itself is a vessel too.
+        ev = evidence[y0 : y1 + 1, x0 : x1 + 1]
+        ok |= ev >= SNAP_EVIDENCE
+    ok &= d2 <= r * r
+    if not ok.any() and fallback:
+        # A guide point is the user's own statement that the vessel passes there.
+        return int(np.clip(np.rint(y), 0, H - 1)), int(np.clip(np.rint(x), 0, W - 1))
     if not ok.any():
         raise InputError(
             f"no vessel found within {r:g} px of the SOI {which} point (the point may lie "
             "on background)",
             field=f"view {view}",
         )
-    score = np.where(ok, dist[y0 : y1 + 1, x0 : x1 + 1] - 0.5 * np.sqrt(d2), -np.inf)
+    score = np.where(ok, dist[y0 : y1 + 1, x0 : x1 + 1] + ev - 0.5 * np.sqrt(d2), -np.inf)
     k = int(np.argmax(score))
     return int(yy.ravel()[k]), int(xx.ravel()[k])
 
@@ -207,6 +277,18 @@ def _straighten_ends(xy: np.ndarray, zones: tuple[float, float]) -> np.ndarray:
     return out
 
 
+def _fill_gaps(values: np.ndarray, gap: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Values at gap points replaced by linear interpolation (in arc length) between the
+    nearest non-gap points; held constant beyond the first and last."""
+    if not gap.any() or gap.all():
+        return values
+    s = arc_lengths(xy)
+    good = ~gap
+    out = values.copy()
+    out[gap] = np.interp(s[gap], s[good], values[good])
+    return out
+
+
 def extract_centreline(
     prob: np.ndarray,
     start: np.ndarray,
@@ -215,32 +297,60 @@ def extract_centreline(
     view: str = "?",
     step_px: float = 1.0,
     width_level: float = THRESHOLD,
+    image: np.ndarray | None = None,
+    via: np.ndarray | None = None,
 ) -> Centreline2D:
     """Centreline and widths of the vessel from ``start`` to ``end`` (crop px) in ``prob``.
 
     Widths are measured between the ``width_level`` crossings of the probability: 0.5 by
     default; a segmenter whose probabilities are biased wide or narrow at the edge carries
     a level calibrated on the validation split (tools/calibrate_width_level.py).
+    ``image``: the crop's image (same shape, any intensity scale, vessels dark), the
+    evidence that bridges gaps of the segmentation; None bridges on the probability alone.
+    ``via``: guide points (N, 2) crop px that the path visits in order.
 
     Raises InputError naming the view when the vessel is not found at an end point or the
     segmentation does not connect start and end.
     """
     prob = np.asarray(prob, dtype=np.float64)
-    W = prob.shape[1]
+    H, W = prob.shape
+    if image is not None and np.shape(image) != prob.shape:
+        raise ValueError(f"image shape {np.shape(image)} != probability shape {prob.shape}")
+    evidence = np.zeros_like(prob) if image is None else image_evidence(image, prob)
     dist = ndimage.distance_transform_edt(prob >= THRESHOLD)
-    s = _snap(prob, dist, np.asarray(start, dtype=np.float64), view, "start")
-    e = _snap(prob, dist, np.asarray(end, dtype=np.float64), view, "end")
-    graph = _grid_graph(_cost(prob, dist))
-    src, dst = s[0] * W + s[1], e[0] * W + e[1]
-    _, pred = dijkstra(graph, directed=False, indices=src, return_predecessors=True)
-    if pred[dst] < 0 and dst != src:
-        raise InputError("the segmentation does not connect start and end", field=f"view {view}")
-    path = [dst]
-    while path[-1] != src:
-        path.append(int(pred[path[-1]]))
-    path.reverse()
+    s = _snap(prob, dist, np.asarray(start, dtype=np.float64), view, "start", evidence=evidence)
+    e = _snap(prob, dist, np.asarray(end, dtype=np.float64), view, "end", evidence=evidence)
+    guides = np.zeros((0, 2)) if via is None else np.asarray(via, dtype=np.float64).reshape(-1, 2)
+    nodes = [s]
+    for k, q in enumerate(guides):
+        if not (-0.5 <= q[0] <= W - 0.5 and -0.5 <= q[1] <= H - 0.5):
+            raise InputError(
+                f"guide point {k} lies outside the segment's crop (too far from the line "
+                "from start to end)",
+                field=f"view {view}",
+            )
+        nodes.append(_snap(prob, dist, q, view, f"guide {k}", evidence=evidence, fallback=True))
+    nodes.append(e)
+    effective = np.maximum(prob, GAP_EVIDENCE_WEIGHT * evidence)
+    graph = _grid_graph(_cost(effective, dist))
+    flat = [y * W + x for y, x in nodes]
+    _, pred = dijkstra(graph, directed=False, indices=flat[:-1], return_predecessors=True)
+    path: list[int] = []
+    for leg, (src, dst) in enumerate(itertools.pairwise(flat)):
+        if pred[leg, dst] < 0 and dst != src:
+            raise InputError(
+                "the segmentation does not connect start and end", field=f"view {view}"
+            )
+        piece = [dst]
+        while piece[-1] != src:
+            piece.append(int(pred[leg, piece[-1]]))
+        piece.reverse()
+        path.extend(piece if not path else piece[1:])
     yx = np.array([(p // W, p % W) for p in path], dtype=np.float64)
-    off = float(np.mean(prob[yx[:, 0].astype(int), yx[:, 1].astype(int)] < THRESHOLD))
+    iy, ix = yx[:, 0].astype(int), yx[:, 1].astype(int)
+    in_gap = prob[iy, ix] < THRESHOLD
+    bridged = in_gap & (evidence[iy, ix] >= BRIDGE_LEVEL)
+    off = float(np.mean(in_gap & ~bridged))
     if off > MAX_OFF_VESSEL_SHARE:
         raise InputError(
             f"vessel not found: {off:.0%} of the path from start to end runs outside the "
@@ -256,12 +366,28 @@ def extract_centreline(
     t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
     normals = np.column_stack([-t[:, 1], t[:, 0]])
     left, right = _edges(prob, xy, normals, width_level)
+    # A point in a gap of the segmentation: the probability there is below the width
+    # level (the crossings measure the gap, not the lumen). Extensions beyond the
+    # segmentation at the ends are handled by the end zones below, not as gaps.
+    at = ndimage.map_coordinates(prob, [xy[:, 1], xy[:, 0]], order=1, mode="constant")
+    gap = at < min(width_level, THRESHOLD)
+    sarc = arc_lengths(xy)
+    gap &= (sarc > ext_start) & (sarc < sarc[-1] - ext_end)
+    widths_raw = _fill_gaps(left + right, gap, xy)
+    offset_raw = _fill_gaps(0.5 * (right - left), gap, xy)
     # Near the ends (within a half-width, or on an extension beyond the segmentation) the
     # normals run along the mask's end, where the edges are not the lumen's: hold the
     # width and the centring offset measured just outside that zone.
-    half = 0.5 * float(np.median(left + right)) + 1.0
+    ok = ~gap
+    half = 0.5 * float(np.median(widths_raw[ok] if ok.any() else widths_raw)) + 1.0
     zones = (max(half, ext_start + 1.0), max(half, ext_end + 1.0))
-    widths = _hold_ends(left + right, xy, zones)
-    offset = _hold_ends(0.5 * (right - left), xy, zones)
+    widths = _hold_ends(widths_raw, xy, zones)
+    offset = _hold_ends(offset_raw, xy, zones)
     xy = _straighten_ends(xy + offset[:, None] * normals, zones)
-    return Centreline2D(points=xy, widths=widths, off_vessel_share=off)
+    return Centreline2D(
+        points=xy,
+        widths=widths,
+        off_vessel_share=off,
+        bridged_share=float(np.mean(bridged)),
+        gap=gap,
+    )

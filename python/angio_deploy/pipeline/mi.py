@@ -22,7 +22,7 @@ from scipy.spatial import cKDTree
 
 from angio_deploy import kernels
 from angio_deploy.geometry import ViewGeometry
-from angio_deploy.io.case import Case, CaseView
+from angio_deploy.io.case import Case, CaseView, SegmentPoints
 
 from .centreline2d import Centreline2D, arc_lengths, extract_centreline
 from .crop import SoiCrop
@@ -59,6 +59,12 @@ class ViewResult:
     points_px: np.ndarray  # (K, 2) image pixels
     widths_px: np.ndarray  # (K,) image pixels
 
+    @property
+    def gap(self) -> np.ndarray:
+        """(K,) bool: the point crosses a gap of the segmentation (width from neighbours)."""
+        g = self.centreline.gap
+        return np.zeros(len(self.points_px), dtype=bool) if g is None else g
+
 
 @dataclass(eq=False)
 class MIResult:
@@ -73,6 +79,9 @@ class MIResult:
     refinement: RefinementResult | None
     timings_s: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: (100,) bool: rings seen in a gap of the segmentation in either view; their radius
+    #: comes from the neighbouring rings, so it is less certain.
+    low_confidence: np.ndarray | None = None
 
 
 @lru_cache(maxsize=8)
@@ -95,11 +104,15 @@ def _timed(timings: dict[str, float], name: str, progress: Progress | None, t0: 
     return t1
 
 
+def _nearest_2d(points3d: np.ndarray, g: ViewGeometry, vr: ViewResult) -> np.ndarray:
+    """Index of the view's 2D centreline point nearest each 3D point's projection."""
+    _, idx = cKDTree(vr.points_px).query(g.project(points3d))
+    return idx
+
+
 def _widths_at(points3d: np.ndarray, g: ViewGeometry, vr: ViewResult) -> np.ndarray:
     """Lumen diameter (mm) seen in one view at each 3D centreline point."""
-    uv = g.project(points3d)
-    _, idx = cKDTree(vr.points_px).query(uv)
-    return vr.widths_px[idx] * g.pixel_size_at_mm(points3d)
+    return vr.widths_px[_nearest_2d(points3d, g, vr)] * g.pixel_size_at_mm(points3d)
 
 
 def _polyline_at(points: np.ndarray, s: np.ndarray, arc: np.ndarray) -> np.ndarray:
@@ -176,6 +189,31 @@ def resample(points: np.ndarray, n_out: int) -> np.ndarray:
     return _polyline_at(points, np.linspace(0.0, arc[-1], n_out), arc)
 
 
+def trace_view(
+    image: np.ndarray,
+    soi: SegmentPoints,
+    crop: SoiCrop,
+    prob: np.ndarray,
+    *,
+    width_level: float = 0.5,
+    view: str = "?",
+) -> Centreline2D:
+    """The 2D centreline stage of one view: the SOI's clicks and guide points (image px)
+    into the crop, the crop's image as gap evidence, :func:`extract_centreline`."""
+    ends = crop.to_crop(np.stack([soi.start, soi.end]))
+    via = getattr(soi, "via", None)
+    return extract_centreline(
+        prob,
+        ends[0],
+        ends[1],
+        view=view,
+        width_level=width_level,
+        # Out-of-image pixels take the median so the image border is no "vessel".
+        image=crop.warp(image, cval=float(np.median(image))),
+        via=crop.to_crop(via) if via is not None and len(via) else None,
+    )
+
+
 def segment_views(
     case: Case, segmenter: Segmenter, timings: dict[str, float], progress: Progress | None
 ) -> tuple[ViewResult, ViewResult]:
@@ -187,13 +225,13 @@ def segment_views(
     t = _timed(timings, "segment", progress, t)
     out = []
     for v, c, p in zip(case.views, crops, probs, strict=True):
-        ends = c.to_crop(np.stack([v.soi.start, v.soi.end]))
-        cl = extract_centreline(
+        cl = trace_view(
+            v.image,
+            v.soi,
+            c,
             p,
-            ends[0],
-            ends[1],
-            view=f"{v.name} ({v.image_path.name})",
             width_level=float(getattr(segmenter, "width_level", 0.5)),
+            view=f"{v.name} ({v.image_path.name})",
         )
         out.append(ViewResult(v, c, p, cl, c.to_image(cl.points), cl.widths / c.scale))
     _timed(timings, "centreline_2d", progress, t)
@@ -241,6 +279,12 @@ def mesh_initialisation(
     t = _timed(timings, "triangulate", progress, t)
 
     d = 0.5 * (_widths_at(centres, ga, va) + _widths_at(centres, gb, vb))
+    low = va.gap[_nearest_2d(centres, ga, va)] | vb.gap[_nearest_2d(centres, gb, vb)]
+    if low.any():
+        warnings.append(
+            f"{int(low.sum())} of {len(low)} rings cross a gap in the segmentation "
+            "(bridged on image evidence; radius taken from the neighbouring rings)"
+        )
     radius = ndimage.gaussian_filter1d(0.5 * d, RADIUS_SMOOTH_RINGS, mode="nearest")
     radius = np.maximum(radius, 0.1)
     # Vertex order convention shared with the truth meshes (synth.truth.ring_mesh).
@@ -256,6 +300,7 @@ def mesh_initialisation(
         refinement=refinement,
         timings_s=timings,
         warnings=warnings,
+        low_confidence=low,
     )
 
 
@@ -285,4 +330,10 @@ def summary(result: MIResult) -> dict[str, Any]:
             "max": float(result.radius_mm.max()),
         },
         "off_vessel_share": [v.centreline.off_vessel_share for v in result.views],
+        "bridged_share": [v.centreline.bridged_share for v in result.views],
+        "low_confidence_rings": (
+            []
+            if result.low_confidence is None
+            else [int(i) for i in np.flatnonzero(result.low_confidence)]
+        ),
     }

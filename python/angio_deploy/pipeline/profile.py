@@ -279,6 +279,16 @@ class ProfileRefiner:
         vertices, centres, radii = refined_mesh(
             rp, self.model(rp.features), mi.geometries[0].direction
         )
+        low = mi.low_confidence
+        if low is not None and low.any() and not low.all():
+            # The edges this stage reads lie in a gap of the segmentation there: take the
+            # radius from the refined neighbours instead, as MI does.
+            k = np.arange(len(radii))
+            radii = radii.copy()
+            radii[low] = np.interp(k[low], k[~low], radii[~low])
+            vertices, _ = kernels.tube_mesh(
+                centres, radii, n_around=N_AROUND, reference=mi.geometries[0].direction
+            )
         dt = time.perf_counter() - t0
         timings = {**mi.timings_s, "sr_profile": dt}
         if progress is not None:
