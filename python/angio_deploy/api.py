@@ -58,10 +58,13 @@ class Reconstruction:
         return self.result.faces
 
     def write(self, out_dir: str | Path) -> Path:
-        """Write all outputs (CASE_FORMAT.md) into ``out_dir`` atomically."""
+        """Write all outputs (CASE_FORMAT.md) into ``out_dir`` atomically.
+
+        ``out_dir`` may be new, empty or an earlier result, never the case folder or a
+        folder containing it: :class:`~angio_deploy.errors.OutputError` (exit 73)."""
         from .pipeline.outputs import write_outputs
 
-        return write_outputs(out_dir, self.result, self.report)
+        return write_outputs(out_dir, self.result, self.report, case_dir=self.case.path)
 
 
 class Reconstructor:

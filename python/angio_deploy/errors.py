@@ -4,7 +4,8 @@ Everything a user can get wrong (a bad case folder, an unreadable DICOM, a missi
 an SOI outside the image, views too close together) raises :class:`InputError` or one
 of its subclasses. The message names the file, tag or field at fault. Callers embedding
 the API catch ``InputError``; the CLI turns ``exit_code`` into its exit status
-(CASE_FORMAT.md: 65 bad input data, 66 input not found, 69 backend unavailable).
+(CASE_FORMAT.md: 65 bad input data, 66 input not found, 69 backend unavailable,
+73 the output folder cannot be written or would lose data).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ EX_DATAERR = 65
 EX_NOINPUT = 66
 EX_UNAVAILABLE = 69
 EX_SOFTWARE = 70
+EX_CANTCREAT = 73
 
 
 class AngioDeployError(Exception):
@@ -36,6 +38,7 @@ class InputError(AngioDeployError, ValueError):
     def __init__(self, message: str, *, source: str | None = None, field: str | None = None):
         self.source = None if source is None else str(source)
         self.field = field
+        self.message = message  # without the source and field prefix
         parts = []
         if self.source:
             parts.append(self.source)
@@ -55,3 +58,17 @@ class BackendUnavailableError(AngioDeployError, RuntimeError):
     """A requested inference backend (CUDA, TensorRT, native core) is not available."""
 
     exit_code = EX_UNAVAILABLE
+
+
+class OutputError(AngioDeployError, OSError):
+    """The output folder cannot be created, or writing it would lose data that is not an
+    earlier result (CASE_FORMAT.md, "Output"). ``source`` names the folder."""
+
+    exit_code = EX_CANTCREAT
+
+    def __init__(self, message: str, *, source: str | object | None = None):
+        self.source = None if source is None else str(source)
+        super().__init__(f"{self.source}: {message}" if self.source else message)
+
+    def __str__(self) -> str:  # OSError's own __str__ would show the args tuple
+        return str(self.args[0])

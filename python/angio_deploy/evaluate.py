@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from .api import Reconstructor
-from .errors import AngioDeployError, InputNotFoundError
+from .errors import AngioDeployError, InputNotFoundError, OutputError
 from .geometry import ViewGeometry
 from .io.case import Case, load_case
+from .io.output_dir import check_output_dir
 from .metrics import evaluate_case, summarize
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,14 @@ def with_true_geometry(case: Case) -> Case:
     return dataclasses.replace(case, views=tuple(views))
 
 
+def _out_dir(root: Path, case_dir: Path, out_root: str | Path | None) -> Path:
+    """CASE/out, or the case's path relative to the cases folder under ``out_root`` (so
+    two cases of one name in different subfolders do not share a result folder)."""
+    if out_root is None:
+        return case_dir / "out"
+    return Path(out_root) / case_dir.relative_to(root)
+
+
 def evaluate_cases(
     cases_dir: str | Path,
     reconstructor: Reconstructor,
@@ -61,6 +70,12 @@ def evaluate_cases(
 ) -> dict[str, Any]:
     """Reconstruct and score every case -> {"cases": [rows], "summary": {...}, "failed": n}."""
     cases = find_cases(cases_dir)[:limit]
+    root = Path(cases_dir)
+    if out_root is not None:
+        # Refuse the whole cohort up front: an out_root that is the cases folder would
+        # put results over case folders (CASE_FORMAT.md, "Output").
+        for case_dir in cases:
+            check_output_dir(_out_dir(root, case_dir, out_root), case_dir=case_dir)
     rows: list[dict[str, Any]] = []
     for k, case_dir in enumerate(cases):
         row: dict[str, Any] = {"case": case_dir.name}
@@ -71,11 +86,13 @@ def evaluate_cases(
             result = reconstructor.reconstruct(
                 case, refine_geometry=refine_geometry, refine_surface=refine_surface
             )
-            out = (Path(out_root) / case_dir.name) if out_root else case_dir / "out"
+            out = _out_dir(root, case_dir, out_root)
             result.write(out)
             row.update(evaluate_case(out, case_dir / "truth"))
             row["case"] = case_dir.name
             row["time_s"] = result.report["timings_s"]["total"]
+        except OutputError:
+            raise  # the output location, not the case: stop rather than fail every case
         except AngioDeployError as exc:
             row["error"] = str(exc)
             log.warning("%s: %s", case_dir.name, exc)

@@ -27,7 +27,7 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -104,12 +104,96 @@ def _make_temp_dir(final: Path) -> Path:
     )
 
 
+class _Flock:
+    """An advisory ``flock`` on a folder, released on close or when the process dies.
+
+    A writer holds one on its own temporary folder for its whole life, and one on the
+    parent folder while it swaps: so a sibling that nobody holds was left by a killed run.
+    Where ``fcntl`` is missing (Windows) or the folder cannot be opened, it locks nothing.
+    """
+
+    def __init__(self, path: Path, *, blocking: bool = True):
+        self.fd: int | None = None
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except OSError:
+            os.close(fd)
+            raise
+        self.fd = fd
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> _Flock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _siblings(final: Path, tag: str) -> list[Path]:
+    prefix = f".{final.name}{tag}"
+    try:
+        return sorted(p for p in final.parent.iterdir() if p.name.startswith(prefix))
+    except OSError:
+        return []
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def recover(final_dir: str | Path) -> None:
+    """Repair what a killed writer left next to ``final_dir``; call under the parent lock.
+
+    A ``.old-`` sibling is a complete earlier result moved aside by a swap that did not
+    finish: if ``final_dir`` is missing it is moved back, otherwise it is deleted. A
+    ``.tmp-`` sibling that no live writer holds is a partial result and is deleted.
+    """
+    final = Path(final_dir)
+    olds = _siblings(final, OLD_TAG)
+    if olds and not os.path.lexists(final):
+        newest = max(olds, key=lambda p: p.stat().st_mtime_ns)
+        os.replace(newest, final)
+        olds.remove(newest)
+        log.warning("restored %s from %s, left by an interrupted run", final, newest.name)
+    for stale in olds:
+        with contextlib.suppress(OSError):
+            _remove(stale)
+            log.info("removed %s, left by an interrupted run", stale)
+    for tmp in _siblings(final, TMP_TAG):
+        if not tmp.is_dir() or tmp.is_symlink():
+            continue  # a single-file temp of atomic_write_bytes: not ours to judge
+        try:
+            held = _Flock(tmp, blocking=False)
+        except OSError:
+            continue  # a live writer's folder
+        with held, contextlib.suppress(OSError):
+            shutil.rmtree(tmp)
+            log.info("removed %s, left by an interrupted run", tmp)
+
+
 def _swap_into_place(tmp: Path, final: Path) -> None:
     """Rename ``tmp`` to ``final``; an existing ``final`` is moved aside, then deleted.
 
     If the second rename fails the old folder is renamed back, so ``final`` holds either
     the old or the new result, never a mix. (Between the two renames ``final`` is briefly
-    absent; POSIX has no atomic exchange of non-empty directories short of renameat2.)
+    absent; POSIX has no atomic exchange of non-empty directories short of renameat2. A
+    kill there leaves the old result in a ``.old-`` sibling, which :func:`recover` moves
+    back on the next write.)
     """
     if not os.path.lexists(final):
         os.replace(tmp, final)
@@ -125,10 +209,7 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
             log.error("could not restore %s; the previous result is kept in %s", final, backup)
         raise
     try:
-        if backup.is_dir() and not backup.is_symlink():
-            shutil.rmtree(backup)
-        else:
-            backup.unlink()
+        _remove(backup)
     except OSError as exc:
         log.warning("new result is in place but the old one could not be removed: %s", exc)
 
@@ -143,7 +224,12 @@ def _remove_tree(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output_dir(final_dir: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
+def atomic_output_dir(
+    final_dir: str | Path,
+    *,
+    overwrite: bool = True,
+    check: Callable[[Path], object] | None = None,
+) -> Iterator[Path]:
     """Yield an empty temporary folder; on success it replaces ``final_dir`` atomically.
 
     The temporary folder is a hidden sibling (``.<name>.tmp-<random>``) on the same file
@@ -151,17 +237,28 @@ def atomic_output_dir(final_dir: str | Path, *, overwrite: bool = True) -> Itera
     propagates and an existing ``final_dir`` is left byte-identical. If the swap itself
     fails, the old ``final_dir`` is restored. Parents of ``final_dir`` are created.
 
+    Concurrent writers of one folder each finish with a complete result in place (the
+    swaps are serialised by a lock on the parent folder; the last one wins), and what a
+    killed writer left is repaired first (:func:`recover`). ``check(final)`` is called
+    before the body and again under the lock just before the swap: it raises to refuse
+    the target (e.g. :func:`angio_deploy.io.output_dir.check_output_dir`).
+
     Raises FileExistsError if ``final_dir`` exists and ``overwrite`` is false (checked
     before and after the body), and NotADirectoryError if it exists and is not a folder.
     """
     final = Path(final_dir).absolute()
-    _check_target(final, overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
+    with _Flock(final.parent):
+        recover(final)
+        _check_target(final, overwrite, check)
     tmp = _make_temp_dir(final)
     try:
-        yield tmp
-        _check_target(final, overwrite)
-        _swap_into_place(tmp, final)
+        with _Flock(tmp):
+            yield tmp
+            with _Flock(final.parent):
+                recover(final)
+                _check_target(final, overwrite, check)
+                _swap_into_place(tmp, final)
     except BaseException:
         _remove_tree(tmp)
         raise
@@ -169,7 +266,9 @@ def atomic_output_dir(final_dir: str | Path, *, overwrite: bool = True) -> Itera
     log.debug("wrote %s", final)
 
 
-def _check_target(final: Path, overwrite: bool) -> None:
+def _check_target(final: Path, overwrite: bool, check: Callable[[Path], object] | None) -> None:
+    if check is not None:
+        check(final)
     if not os.path.lexists(final):
         return
     if not final.is_dir():

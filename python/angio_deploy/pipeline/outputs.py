@@ -15,9 +15,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from angio_deploy import kernels
+from angio_deploy.errors import OutputError
 from angio_deploy.io.atomic import atomic_output_dir
 from angio_deploy.io.centreline_csv import write_centreline_csv
 from angio_deploy.io.mesh_io import write_ply, write_stl
+from angio_deploy.io.output_dir import check_output_dir
 
 from .mi import N_AROUND, MIResult, ring_faces
 
@@ -40,11 +42,40 @@ def overlay(image01: np.ndarray, silhouette: np.ndarray, centreline_uv: np.ndarr
     return im
 
 
-def write_outputs(out_dir: str | Path, result: MIResult, report: dict[str, Any]) -> Path:
-    """Write every output of a run into ``out_dir`` atomically; returns the folder."""
-    out_dir = Path(out_dir)
+def write_outputs(
+    out_dir: str | Path,
+    result: MIResult,
+    report: dict[str, Any],
+    *,
+    case_dir: str | Path | None = None,
+) -> Path:
+    """Write every output of a run into ``out_dir`` atomically; returns the folder.
+
+    ``out_dir`` must be new, empty or an earlier result, and may not be or contain
+    ``case_dir`` (:func:`~angio_deploy.io.output_dir.check_output_dir`); otherwise, or
+    if the folder cannot be written, :class:`~angio_deploy.errors.OutputError` (exit 73)
+    is raised and nothing on disk changes.
+    """
+    out_dir = check_output_dir(out_dir, case_dir=case_dir)
+    try:
+        _write(out_dir, result, report, case_dir)
+    except OutputError:
+        raise
+    except OSError as exc:  # disk full, permissions changed mid-run, a file in the way
+        where = exc.filename or out_dir
+        raise OutputError(
+            f"could not write the result: {exc.strerror or exc} ({where})", source=out_dir
+        ) from exc
+    return out_dir
+
+
+def _write(out_dir: Path, result: MIResult, report: dict[str, Any], case_dir) -> None:
     capped = ring_faces(len(result.vertices) // N_AROUND, N_AROUND, caps=True)
-    with atomic_output_dir(out_dir) as tmp:
+
+    def still_ours(final: Path) -> None:
+        check_output_dir(final, case_dir=case_dir)
+
+    with atomic_output_dir(out_dir, check=still_ours) as tmp:
         write_ply(
             tmp / "mesh.ply",
             result.vertices,
@@ -62,7 +93,6 @@ def write_outputs(out_dir: str | Path, result: MIResult, report: dict[str, Any])
             json.dumps(report, indent=2, sort_keys=True, default=_json_default) + "\n",
             encoding="utf-8",
         )
-    return out_dir
 
 
 def _json_default(o: Any) -> Any:
