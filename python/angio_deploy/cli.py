@@ -2,7 +2,8 @@
 
 Only this module prints, draws progress and picks exit codes (CASE_FORMAT.md):
 0 success, 2 usage, 65 bad input data, 66 input not found, 69 backend unavailable,
-70 internal error. Errors print one line on stderr; ``--debug`` adds the traceback.
+70 internal error, 73 output folder refused or not writable, 141 stdout closed by the
+reader. Errors print one line on stderr; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -116,6 +117,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .api import Reconstructor
+    from .io.output_dir import check_output_dir
+
+    out = Path(args.out) if args.out else Path(args.case_dir) / "out"
+    # Refuse a folder we may not replace before spending the run on it.
+    check_output_dir(out, case_dir=args.case_dir)
 
     def progress(stage: str, seconds: float) -> None:
         if args.verbose:
@@ -130,7 +136,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         refine_surface=not args.no_refine,
         progress=progress,
     )
-    out = Path(args.out) if args.out else Path(args.case_dir) / "out"
     result.write(out)
     dice = result.report["quality"]["reprojection_dice"]
     print(
@@ -306,6 +311,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: 128 + SIGPIPE, what a shell reports for a tool stopped by a closed pipe.
+EX_SIGPIPE = 141
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (
+        OSError,
+        ValueError,
+        AttributeError,
+    ):  # stdout replaced by an object without a descriptor
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``angio-deploy`` script; returns the exit status."""
     parser = build_parser()
@@ -314,6 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    # Libraries' warnings (pydicom on odd tag values, Pillow, ...) go through logging, so
+    # an error is still one line on stderr; -v shows them.
+    logging.captureWarnings(True)
     try:
         return int(args.func(args))
     except AngioDeployError as exc:
@@ -324,6 +350,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`angio-deploy info CASE | head`): a normal way to stop.
+        # Point stdout at devnull so the interpreter's final flush does not fail again.
+        _silence_stdout()
+        return EX_SIGPIPE
     except Exception as exc:  # an internal bug: say so in one line
         if args.debug:
             traceback.print_exc()

@@ -105,6 +105,10 @@ _DELETE = object()
             "views[0].geometry.pixel_spacing_mm",
             "row",
         ),
+        (_edit_view(0, soi__via=[[400.0, 10.0]]), "views[0].soi.via[0]", "outside"),
+        (_edit_view(1, soi__via=[10.0, 20.0]), "views[1].soi.via[0]", "two finite numbers"),
+        (_edit_view(0, soi__via={"u": 1}), "views[0].soi.via", "list"),
+        (_edit_view(0, soi__via=[[5.0, 5.0]] * 33), "views[0].soi.via", "at most"),
         (_edit_view(0, frame=3), "views[0].frame", "one frame"),
         (_edit_view(0, frame=-1), "views[0].frame", "zero-based"),
         (
@@ -167,3 +171,12 @@ def test_side_branch_points_are_validated(png_case) -> None:
     bad = [{"views": [{"start": [100, 128], "end": [120, 600]}, {"start": [1, 1], "end": [9, 4]}]}]
     with pytest.raises(InputError, match=r"side_branches\[0\]\.views\[0\]\.end"):
         load_case(png_case(side_branches=bad))
+
+
+def test_guide_points_load_in_order_and_default_to_none(png_case) -> None:
+    via = [[80.0, 128.0], [120.0, 127.0]]
+    case = load_case(png_case(_x=_edit_view(0, soi__via=via)))
+    np.testing.assert_array_equal(case.views[0].soi.via, via)
+    assert case.views[0].soi.to_dict()["via"] == via
+    assert case.views[1].soi.via.shape == (0, 2)
+    assert "via" not in case.views[1].soi.to_dict()

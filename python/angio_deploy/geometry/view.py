@@ -17,6 +17,12 @@ import numpy as np
 
 from angio_deploy import kernels
 from angio_deploy.errors import InputError
+from angio_deploy.limits import (
+    MAX_ANGLE_DEG,
+    PIXEL_SPACING_RANGE_MM,
+    SID_RANGE_MM,
+    SOD_RANGE_MM,
+)
 
 
 def _rz(a: float) -> np.ndarray:
@@ -83,6 +89,7 @@ class ViewGeometry:
         sid, sod = float(sid_mm), float(sod_mm)
         ps_r, ps_c = (float(x) for x in pixel_spacing_mm)
         _check_positive({"sid_mm": sid, "sod_mm": sod, "pixel_spacing_mm": min(ps_r, ps_c)})
+        _check_ranges(a, b, sid, sod, (ps_r, ps_c))
         if not sod < sid:
             raise InputError(
                 f"source-to-isocenter distance {sod} mm must be less than source-to-detector "
@@ -268,6 +275,24 @@ def _check_positive(values: dict[str, float]) -> None:
     for name, v in values.items():
         if not (math.isfinite(v) and v > 0):
             raise InputError(f"must be a positive number, got {v}", field=name)
+
+
+def _check_ranges(a: float, b: float, sid: float, sod: float, spacing: tuple[float, float]) -> None:
+    """Refuse physically impossible C-arm values (limits.py) with the field at fault."""
+    for name, v in (("primary_angle_deg", a), ("secondary_angle_deg", b)):
+        if not (math.isfinite(v) and abs(v) <= MAX_ANGLE_DEG):
+            raise InputError(
+                f"{v:g} deg is not an angle within +/-{MAX_ANGLE_DEG:g} deg", field=name
+            )
+    for name, v, (lo, hi) in (("sid_mm", sid, SID_RANGE_MM), ("sod_mm", sod, SOD_RANGE_MM)):
+        if not lo <= v <= hi:
+            raise InputError(f"{v:g} mm is outside the plausible {lo:g}-{hi:g} mm", field=name)
+    lo, hi = PIXEL_SPACING_RANGE_MM
+    if not all(lo <= x <= hi for x in spacing):
+        raise InputError(
+            f"{spacing[0]:g} x {spacing[1]:g} mm/px is outside the plausible {lo:g}-{hi:g} mm",
+            field="pixel_spacing_mm",
+        )
 
 
 def separation_angle_deg(a: ViewGeometry, b: ViewGeometry) -> float:

@@ -18,6 +18,13 @@ import numpy as np
 
 from angio_deploy.errors import InputError, InputNotFoundError
 from angio_deploy.geometry import ViewGeometry, check_view_pair
+from angio_deploy.limits import (
+    MAX_CASE_JSON_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_NUMBER_CHARS,
+    MAX_STRING_CHARS,
+    check_image_size,
+)
 
 from .images import read_plain_image
 
@@ -33,20 +40,28 @@ MIN_SOI_LENGTH_PX = 1.0
 
 _TOP_KEYS = {"format", "id", "views", "side_branches"}
 _VIEW_KEYS = {"image", "frame", "soi", "geometry"}
-_SOI_KEYS = {"start", "end"}
+_SOI_KEYS = {"start", "end", "via"}
+#: Most guide points one segment may carry (each is one more path search).
+MAX_VIA_POINTS = 32
 _ANGLE_KEYS = ("primary_angle_deg", "secondary_angle_deg", "sid_mm", "sod_mm", "pixel_spacing_mm")
 _GEOMETRY_KEYS = {*_ANGLE_KEYS, "projection_matrix"}
 
 
 @dataclass(frozen=True)
 class SegmentPoints:
-    """Start (proximal) and end (distal) of a segment in one view, pixels [u, v]."""
+    """Start (proximal) and end (distal) of a segment in one view, pixels [u, v], and
+    optional guide points ``via`` (N, 2) between them, in order, that the 2D path must
+    pass near."""
 
     start: np.ndarray
     end: np.ndarray
+    via: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
-    def to_dict(self) -> dict[str, list[float]]:
-        return {"start": self.start.tolist(), "end": self.end.tolist()}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"start": self.start.tolist(), "end": self.end.tolist()}
+        if len(self.via):
+            out["via"] = self.via.tolist()
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,20 +144,110 @@ def read_case_json(case_dir: str | Path) -> tuple[Path, dict[str, Any]]:
     case_file = case_dir / CASE_FILE
     if not case_file.is_file():
         raise InputNotFoundError(f"no {CASE_FILE} in the case folder", source=str(case_dir))
+    _confine(case_dir, case_file, source=case_file, field=None)
     try:
-        text = case_file.read_text(encoding="utf-8")
+        size = case_file.stat().st_size
+        if size > MAX_CASE_JSON_BYTES:
+            raise InputError(
+                f"is {size:,} bytes; a case.json is at most {MAX_CASE_JSON_BYTES:,}",
+                source=str(case_file),
+            )
+        raw = case_file.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot be read: {exc.strerror}", source=str(case_file)) from None
+    if raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark, as Windows editors write
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 text ({exc.reason})", source=str(case_file)) from None
     try:
-        data = json.loads(text)
+        data = json.loads(
+            text,
+            parse_int=_json_number(int),
+            parse_float=_json_number(float),
+            parse_constant=_json_constant,
+        )
     except json.JSONDecodeError as exc:
         raise InputError(
             f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
             source=str(case_file),
         ) from None
+    except RecursionError:
+        raise InputError(
+            f"is nested too deeply (at most {MAX_JSON_DEPTH} levels)", source=str(case_file)
+        ) from None
+    except _JSONValueError as exc:
+        raise InputError(str(exc), source=str(case_file)) from None
     if not isinstance(data, dict):
         raise InputError("must hold a JSON object", source=str(case_file))
+    _check_json_tree(data, case_file)
     return case_file, data
+
+
+class _JSONValueError(ValueError):
+    pass
+
+
+def _json_number(kind: type) -> Any:
+    def parse(text: str) -> int | float:
+        if len(text) > MAX_NUMBER_CHARS:
+            raise _JSONValueError(f"a number of {len(text)} characters is not a plausible value")
+        value = kind(text)
+        if kind is int and abs(value) > 2**53:
+            raise _JSONValueError(f"integer {text} is too large to be a value here")
+        return value
+
+    return parse
+
+
+def _json_constant(name: str) -> float:
+    raise _JSONValueError(f"{name} is not a valid JSON number")
+
+
+def _check_json_tree(data: Any, case_file: Path) -> None:
+    """Depth and string-length limits (limits.py), naming the first offending field."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        obj, where, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InputError(
+                f"is nested too deeply (at most {MAX_JSON_DEPTH} levels)",
+                source=str(case_file),
+                field=where or None,
+            )
+        if isinstance(obj, str) and len(obj) > MAX_STRING_CHARS:
+            raise InputError(
+                f"a string of {len(obj)} characters (at most {MAX_STRING_CHARS})",
+                source=str(case_file),
+                field=where or None,
+            )
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if len(k) > MAX_STRING_CHARS:
+                    raise InputError(
+                        f"a key of {len(k)} characters", source=str(case_file), field=where or None
+                    )
+                stack.append((v, f"{where}.{k}" if where else k, depth + 1))
+        elif isinstance(obj, list):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(obj))
+
+
+def _confine(case_dir: Path, path: Path, *, source: Path, field: str | None) -> Path:
+    """``path`` with links resolved; it must lie inside the (resolved) case folder, so a
+    symlink cannot lead the loader outside it."""
+    try:
+        real = path.resolve(strict=True)
+        root = case_dir.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise InputError(f"cannot be resolved: {exc}", source=str(source), field=field) from None
+    if real != root and root not in real.parents:
+        raise InputError(
+            f"{path.name!r} is a link to {real}, outside the case folder",
+            source=str(source),
+            field=field,
+        )
+    return real
 
 
 def _require(ctx: _Ctx, obj: dict, key: str, where: str) -> Any:
@@ -176,7 +281,21 @@ def _segment(ctx: _Ctx, obj: Any, where: str, width: int, height: int) -> Segmen
             )
     if float(np.hypot(*(end - start))) < MIN_SOI_LENGTH_PX:
         raise ctx.error(where, "start and end are the same point")
-    return SegmentPoints(start, end)
+    via_obj = obj.get("via", [])
+    if not isinstance(via_obj, list):
+        raise ctx.error(f"{where}.via", "must be a list of [u, v] points")
+    if len(via_obj) > MAX_VIA_POINTS:
+        raise ctx.error(
+            f"{where}.via", f"at most {MAX_VIA_POINTS} guide points, got {len(via_obj)}"
+        )
+    via = [_point(ctx, q, f"{where}.via[{i}]") for i, q in enumerate(via_obj)]
+    for i, q in enumerate(via):
+        if not (-0.5 <= q[0] <= width - 0.5 and -0.5 <= q[1] <= height - 0.5):
+            raise ctx.error(
+                f"{where}.via[{i}]",
+                f"point [{q[0]:g}, {q[1]:g}] lies outside the {width} x {height} image",
+            )
+    return SegmentPoints(start, end, np.array(via, dtype=np.float64).reshape(-1, 2))
 
 
 def _image_path(ctx: _Ctx, case_dir: Path, value: Any, where: str) -> Path:
@@ -191,10 +310,15 @@ def _image_path(ctx: _Ctx, case_dir: Path, value: Any, where: str) -> Path:
         if ".." in p.parts:
             raise ctx.error(where, f"{value!r} leaves the case folder ('..' is not allowed)")
     path = case_dir / PurePosixPath(value.replace("\\", "/"))
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as exc:  # a name too long for the file system, ...
+        raise ctx.error(where, f"{value!r} is not a usable file name ({exc.strerror})") from None
+    if not found:
         raise InputNotFoundError(
             f"image file {value!r} not found", source=str(ctx.file), field=where
         )
+    _confine(case_dir, path, source=ctx.file, field=where)
     return path
 
 
@@ -270,7 +394,7 @@ def _geometry_from_object(
     except InputError as exc:
         if exc.source:
             raise
-        raise ctx.error(f"{where}.{exc.field}" if exc.field else where, exc.args[0]) from None
+        raise ctx.error(f"{where}.{exc.field}" if exc.field else where, exc.message) from None
 
 
 def _frame(ctx: _Ctx, view: dict, where: str) -> int | None:
@@ -302,6 +426,7 @@ def _load_view(ctx: _Ctx, case_dir: Path, view: Any, index: int) -> CaseView:
             raise ctx.error(f"{where}.frame", f"a plain image has one frame; got frame {frame}")
         image = read_plain_image(path)
         h, w = image.shape
+        check_image_size(w, h, source=str(path))
         geometry = _geometry_from_object(ctx, geo, f"{where}.geometry", w, h)
         soi = _segment(ctx, soi_obj, f"{where}.soi", w, h)
         return CaseView(name, path, "image", image, geometry, soi)
@@ -316,6 +441,7 @@ def _load_view(ctx: _Ctx, case_dir: Path, view: Any, index: int) -> CaseView:
     else:
         xa = read_xa(path, frame, geometry_overrides=geo)
         geometry = xa.geometry
+    check_image_size(xa.width, xa.height, source=str(path), field="Columns x Rows")
     if geo:
         ctx.warn(f"{where}.geometry overrides the DICOM tags for {', '.join(sorted(geo))}")
     soi = _segment(ctx, soi_obj, f"{where}.soi", geometry.width, geometry.height)

@@ -60,10 +60,12 @@ from typing import Any
 
 import numpy as np
 import pydicom
+import pydicom.datadict
 from pydicom import uid as dcm_uid
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.pixels import iter_pixels as _iter_pixels
 from pydicom.pixels import pixel_array as _pixel_array
 from pydicom.valuerep import format_number_as_ds
@@ -72,6 +74,7 @@ from scipy import ndimage
 from angio_deploy.errors import InputError, InputNotFoundError
 from angio_deploy.geometry.view import ViewGeometry
 from angio_deploy.io.atomic import atomic_write_bytes
+from angio_deploy.limits import MAX_TOTAL_PIXELS, check_image_size
 
 __all__ = [
     "READABLE_TRANSFER_SYNTAXES",
@@ -209,7 +212,7 @@ def _open(path: Path) -> Dataset:
     if not path.is_file():
         raise InputError("is not a file", source=str(path))
     try:
-        return pydicom.dcmread(path)
+        ds = pydicom.dcmread(path)
     except InvalidDicomError as exc:
         raise InputError(
             "is not a DICOM file (no 'DICM' prefix after the 128-byte preamble)",
@@ -217,11 +220,58 @@ def _open(path: Path) -> Dataset:
         ) from exc
     except Exception as exc:  # truncated or corrupt files raise many different types
         raise InputError(f"cannot be parsed as DICOM: {exc}", source=str(path)) from exc
+    if getattr(ds, "file_meta", None) is not None:
+        _parse_elements(ds.file_meta, path)
+    _parse_elements(ds, path)
+    return ds
+
+
+def _element_label(tag: Any) -> str:
+    keyword = pydicom.datadict.keyword_for_tag(tag)
+    return f"({tag.group:04X},{tag.element:04X})" + (f" {keyword}" if keyword else "")
+
+
+def _parse_elements(ds: Dataset, path: Path, depth: int = 0) -> None:
+    """Convert every element now, so that a broken value fails here with its tag named.
+
+    pydicom parses values lazily, on first access, and a bad one (an unknown VR, a value
+    of the wrong length, a sequence that does not parse) would otherwise raise deep in
+    the reader. A broken private element is dropped with a warning (nothing here reads
+    private tags); a broken standard one refuses the file.
+    """
+    if depth > 16:
+        raise InputError("sequences are nested too deeply", source=str(path))
+    for tag in list(ds.keys()):
+        try:
+            elem = ds[tag]
+            value = elem.value
+            if elem.VR == "SQ":
+                for item in value:
+                    _parse_elements(item, path, depth + 1)
+        except InputError:
+            raise
+        except Exception as exc:  # pydicom's converters raise many types on bad bytes
+            if tag.is_private:
+                logger.warning("%s: dropped unreadable private element %s: %s", path, tag, exc)
+                del ds[tag]
+                continue
+            raise InputError(
+                # pydicom's messages run to several sentences: the first says it.
+                f"value cannot be parsed ({type(exc).__name__}: {str(exc).split('. ')[0]})",
+                source=str(path),
+                field=_element_label(tag),
+            ) from None
 
 
 def _transfer_syntax(ds: Dataset, path: Path) -> str:
     meta = getattr(ds, "file_meta", None)
     ts = None if meta is None else meta.get("TransferSyntaxUID")
+    if ts is not None and not isinstance(ts, str):
+        raise InputError(
+            f"must be one UID, got {ts!r}",
+            source=str(path),
+            field=tag_label("TransferSyntaxUID"),
+        )
     if not ts:
         raise InputError(
             "has no transfer syntax in its file meta",
@@ -239,12 +289,22 @@ def _transfer_syntax(ds: Dataset, path: Path) -> str:
 
 
 def _required_int(ds: Dataset, keyword: str, path: Path) -> int:
+    value = _optional_int(ds, keyword, path, None)
+    if value is None:
+        raise InputError("is missing", source=str(path), field=tag_label(keyword))
+    return value
+
+
+def _optional_int(ds: Dataset, keyword: str, path: Path, default: int | None) -> int | None:
+    """An integer tag (IS or US), or ``default`` when it is absent or empty."""
     value = ds.get(keyword)
     if value is None or value == "":
-        raise InputError("is missing", source=str(path), field=tag_label(keyword))
+        return default
     try:
+        if isinstance(value, (list, tuple, MultiValue, bytes, float)):
+            raise TypeError("one integer expected")
         return int(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InputError(
             f"is not an integer: {value!r}", source=str(path), field=tag_label(keyword)
         ) from exc
@@ -259,10 +319,10 @@ def _pixel_format(ds: Dataset, path: Path) -> _PixelFormat:
     rows, cols = _required_int(ds, "Rows", path), _required_int(ds, "Columns", path)
     bits_alloc = _required_int(ds, "BitsAllocated", path)
     bits_stored = _required_int(ds, "BitsStored", path)
-    pixrep = int(ds.get("PixelRepresentation", 0) or 0)
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    pixrep = _optional_int(ds, "PixelRepresentation", path, 0) or 0
+    samples = _optional_int(ds, "SamplesPerPixel", path, 1) or 1
     photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = _optional_int(ds, "NumberOfFrames", path, 1) or 1
     if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise InputError(
             f"is {photometric or 'missing'} with {samples} sample(s) per pixel; an XA image "
@@ -283,7 +343,38 @@ def _pixel_format(ds: Dataset, path: Path) -> _PixelFormat:
             source=str(path),
             field=tag_label("Rows"),
         )
+    if pixrep not in (0, 1):
+        raise InputError(
+            f"must be 0 or 1, got {pixrep}",
+            source=str(path),
+            field=tag_label("PixelRepresentation"),
+        )
+    # Checked from the header, before a single pixel is decoded (limits.py).
+    check_image_size(cols, rows, source=str(path), field=tag_label("Rows"), min_side=1)
+    if rows * cols * frames > MAX_TOTAL_PIXELS:
+        raise InputError(
+            f"{frames} frames of {cols} x {rows} px exceed the {MAX_TOTAL_PIXELS:,}-pixel limit",
+            source=str(path),
+            field=tag_label("NumberOfFrames"),
+        )
+    _check_native_length(ds, path, rows * cols * frames * bits_alloc // 8)
     return _PixelFormat(rows, cols, frames, bits_alloc, bits_stored, pixrep, photometric)
+
+
+def _check_native_length(ds: Dataset, path: Path, expected: int) -> None:
+    """Uncompressed pixel data must be exactly what the header describes (one pad byte
+    allowed): otherwise Rows, Columns or NumberOfFrames is wrong and the image garbage."""
+    ts = ds.file_meta.get("TransferSyntaxUID") if getattr(ds, "file_meta", None) else None
+    if ts is None or dcm_uid.UID(ts).is_compressed:
+        return
+    actual = len(ds.PixelData)
+    if actual not in (expected, expected + 1):
+        raise InputError(
+            f"holds {actual:,} bytes, but Rows x Columns x frames x BitsAllocated need "
+            f"{expected:,}",
+            source=str(path),
+            field=tag_label("PixelData"),
+        )
 
 
 # -- pixels -----------------------------------------------------------------------------
@@ -362,15 +453,29 @@ def _strongest_frame(
     best, best_frame, scores = -1, np.empty(0), []
     try:
         for raw in _iter_pixels(ds, raw=True):
-            stored = _to_stored(raw, fmt).reshape(fmt.rows, fmt.columns)
+            stored = _frame_shaped(_to_stored(raw, fmt), fmt, path)
             scores.append(
                 vessel_contrast_score(stored_to_image(stored, fmt.bits_stored, fmt.photometric))
             )
             if best < 0 or scores[-1] > scores[best]:
                 best, best_frame = len(scores) - 1, stored
+    except InputError:
+        raise
     except Exception as exc:  # decoders raise RuntimeError, ValueError, ... on bad data
         raise _decode_error(path, ts, exc) from exc
     return best, best_frame, scores
+
+
+def _frame_shaped(stored: np.ndarray, fmt: _PixelFormat, path: Path) -> np.ndarray:
+    """One decoded frame as (Rows, Columns); a decoder that returned another size (pixel
+    data longer or shorter than the header says) refuses the file."""
+    if stored.size != fmt.rows * fmt.columns:
+        raise InputError(
+            f"decoded {stored.size} pixels, but Rows x Columns is {fmt.rows} x {fmt.columns}",
+            source=str(path),
+            field=tag_label("PixelData"),
+        )
+    return stored.reshape(fmt.rows, fmt.columns)
 
 
 def _select_frame(
@@ -391,10 +496,12 @@ def _select_frame(
             )
         idx = int(frame)
         raw = _decode(ds, path, ts, idx if fmt.frames > 1 else None)
-        return idx, SELECTION_GIVEN, _to_stored(raw, fmt), None, f"frame {idx} given by caller"
+        stored = _frame_shaped(_to_stored(raw, fmt), fmt, path)
+        return idx, SELECTION_GIVEN, stored, None, f"frame {idx} given by caller"
     if fmt.frames == 1:
         raw = _decode(ds, path, ts, None)
-        return 0, SELECTION_SINGLE, _to_stored(raw, fmt), None, "single-frame file"
+        stored = _frame_shaped(_to_stored(raw, fmt), fmt, path)
+        return 0, SELECTION_SINGLE, stored, None, "single-frame file"
     idx, stored, scores = _strongest_frame(ds, path, ts, fmt)
     why = (
         f"frame {idx} of {fmt.frames}: strongest vessel contrast (99th percentile of a 7x7 "
@@ -411,7 +518,15 @@ def read_xa_frames(path: str | os.PathLike[str], *, stored: bool = False) -> np.
     ds = _open(p)
     ts = _transfer_syntax(ds, p)
     fmt = _pixel_format(ds, p)
-    arr = _to_stored(_decode(ds, p, ts, None), fmt).reshape(fmt.frames, fmt.rows, fmt.columns)
+    arr = _to_stored(_decode(ds, p, ts, None), fmt)
+    if arr.size != fmt.frames * fmt.rows * fmt.columns:
+        raise InputError(
+            f"decoded {arr.size} pixels, but the header says {fmt.frames} frames of "
+            f"{fmt.columns} x {fmt.rows}",
+            source=str(p),
+            field=tag_label("PixelData"),
+        )
+    arr = arr.reshape(fmt.frames, fmt.rows, fmt.columns)
     return arr if stored else stored_to_image(arr, fmt.bits_stored, fmt.photometric)
 
 
@@ -648,7 +763,15 @@ def _geometry(
         ),
     )
     prov["size"] = f"{tag_label('Columns')} x {tag_label('Rows')}"
-    return ViewGeometry.from_angles(a, b, sid, sod, ps, fmt.columns, fmt.rows, provenance=prov)
+    try:
+        return ViewGeometry.from_angles(
+            a, b, sid, sod, ps, fmt.columns, fmt.rows, provenance=prov
+        )
+    except InputError as exc:  # a range check: name the tag (or override) it came from
+        if exc.source:
+            raise
+        field = prov.get(exc.field or "", exc.field)
+        raise InputError(exc.message, source=str(path), field=field) from None
 
 
 # -- public reader ----------------------------------------------------------------------
@@ -675,7 +798,6 @@ def read_xa(
     ts = _transfer_syntax(ds, p)
     fmt = _pixel_format(ds, p)
     idx, selection, stored, scores, why = _select_frame(ds, p, ts, fmt, frame)
-    stored = stored.reshape(fmt.rows, fmt.columns)
     geom = _geometry(ds, p, fmt, idx, pixel_spacing_mm, geometry_overrides) if geometry else None
     prov = {"frame": why, **({} if geom is None else geom.provenance)}
     return XAImage(
