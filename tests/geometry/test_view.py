@@ -133,6 +133,19 @@ def test_separation_angle_and_pair_checks() -> None:
         check_view_pair(view(0, 0), view(MIN_SEPARATION_DEG - 5, 0))
 
 
+@pytest.mark.parametrize(("primary", "refused"), [(180, True), (170, True), (160, False)])
+def test_near_opposite_views_are_near_identical_views(primary, refused) -> None:
+    # GEOMETRY.md: the separation is min(theta, 180 - theta).
+    a, b = view(0, 0), view(primary, 0)
+    assert separation_angle_deg(a, b) == pytest.approx(180 - primary, abs=1e-6)
+    if refused:
+        with pytest.raises(InputError, match=r"nearly opposite: a separation of 1?0\.0 degrees"):
+            check_view_pair(a, b)
+    else:
+        angle, warnings = check_view_pair(a, b)
+        assert angle == pytest.approx(20.0) and "nearly opposite" in warnings[0]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [

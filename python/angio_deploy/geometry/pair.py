@@ -8,7 +8,7 @@ import numpy as np
 
 from angio_deploy.errors import InputError
 
-from .view import ViewGeometry, separation_angle_deg
+from .view import ViewGeometry, ray_angle_deg, separation_angle_deg
 
 log = logging.getLogger(__name__)
 
@@ -24,20 +24,27 @@ MIN_SEPARATION_DEG = 15.0
 def check_view_pair(
     a: ViewGeometry, b: ViewGeometry, *, source: str | None = None
 ) -> tuple[float, list[str]]:
-    """Separation angle (degrees) of two views and warnings; raise InputError below the floor."""
+    """Separation (degrees, min(theta, 180 - theta)) of two views and warnings; raise
+    InputError below the floor."""
     angle = separation_angle_deg(a, b)
+    theta = ray_angle_deg(a, b)
+    # Near-opposite views: say both numbers, or "170 degrees apart" reads as fine.
+    apart = (
+        f"{angle:.1f} degrees apart"
+        if theta <= 90.0
+        else f"{theta:.1f} degrees apart, nearly opposite: a separation of {angle:.1f} degrees"
+    )
     warnings: list[str] = []
     if angle < MIN_SEPARATION_DEG:
         raise InputError(
-            f"views are {angle:.1f} degrees apart; at least {MIN_SEPARATION_DEG:.0f} degrees "
+            f"views are {apart}; at least {MIN_SEPARATION_DEG:.0f} degrees of separation "
             "are needed to triangulate (25 or more recommended)",
             source=source,
             field="views",
         )
     if angle < WARN_SEPARATION_DEG:
         msg = (
-            f"views are only {angle:.1f} degrees apart (< {WARN_SEPARATION_DEG:.0f}): "
-            "depth will be poorly determined"
+            f"views are only {apart} (< {WARN_SEPARATION_DEG:.0f}): depth will be poorly determined"
         )
         log.warning(msg)
         warnings.append(msg)

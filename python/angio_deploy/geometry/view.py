@@ -295,7 +295,16 @@ def _check_ranges(a: float, b: float, sid: float, sod: float, spacing: tuple[flo
         )
 
 
-def separation_angle_deg(a: ViewGeometry, b: ViewGeometry) -> float:
-    """Angle (degrees) between the two views' principal rays (source-to-detector directions)."""
+def ray_angle_deg(a: ViewGeometry, b: ViewGeometry) -> float:
+    """Angle theta (degrees, 0-180) between the views' principal rays (source to detector)."""
     c = float(np.clip(a.direction @ b.direction, -1.0, 1.0))
     return math.degrees(math.acos(c))
+
+
+def separation_angle_deg(a: ViewGeometry, b: ViewGeometry) -> float:
+    """The views' separation (degrees, 0-90): the angle between their viewing *lines*,
+    min(theta, 180 - theta) (GEOMETRY.md, "Ill-posed input"). Views 170 or 180 degrees
+    apart see nearly the same projection, mirrored, and triangulate as badly as views 10
+    or 0 degrees apart."""
+    theta = ray_angle_deg(a, b)
+    return min(theta, 180.0 - theta)

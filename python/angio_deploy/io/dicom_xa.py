@@ -764,9 +764,7 @@ def _geometry(
     )
     prov["size"] = f"{tag_label('Columns')} x {tag_label('Rows')}"
     try:
-        return ViewGeometry.from_angles(
-            a, b, sid, sod, ps, fmt.columns, fmt.rows, provenance=prov
-        )
+        return ViewGeometry.from_angles(a, b, sid, sod, ps, fmt.columns, fmt.rows, provenance=prov)
     except InputError as exc:  # a range check: name the tag (or override) it came from
         if exc.source:
             raise
