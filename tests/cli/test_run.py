@@ -31,6 +31,7 @@ def test_run_writes_every_output(example, capsys) -> None:
     names = sorted(p.name for p in out.iterdir())
     assert names == [
         "centreline.csv",
+        "centreline.vtp",
         "mesh.ply",
         "mesh.stl",
         "overlay_a.png",
@@ -47,6 +48,15 @@ def test_run_writes_every_output(example, capsys) -> None:
     assert len(rep["quality"]["reprojection_dice"]) == 2
     assert rep["views"][0]["geometry_used"]["provenance"]["sid_mm"].startswith("Distance")
     assert rep["view_separation_deg"] > 30
+    # Geometry refinement says what it did, how sure it is, and each ring's 3D bound.
+    ref = rep["quality"]["refinement"]
+    assert set(ref) >= {"applied", "reason", "sigma_translation_mm", "significance_test"}
+    assert all(v > 0 for v in ref["sigma_translation_mm"])
+    header = (out / "centreline.csv").read_text().splitlines()[0].split(",")
+    assert header[-1] == "uncertainty95_mm"
+    u = np.loadtxt(out / "centreline.csv", delimiter=",", skiprows=1)[:, -1]
+    assert u.shape == (100,) and np.all(u > 0)
+    assert rep["quality"]["position_uncertainty_95_mm"]["max"] == pytest.approx(u.max(), rel=1e-3)
 
 
 def test_failed_run_leaves_earlier_result_untouched(example, capsys) -> None:

@@ -22,6 +22,7 @@ import csv
 import io
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,11 +61,14 @@ def write_centreline_csv(
     radius_mm: np.ndarray,
     *,
     ellipse: np.ndarray | None = None,
+    extra: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
     """Write ``ring,x_mm,y_mm,z_mm,radius_mm`` (+ ``a_mm,b_mm,angle_rad`` with ``ellipse``).
 
     ``points`` (N, 3) world mm (LPS), ring 0 first; ``radius_mm`` (N,); ``ellipse`` (N, 3)
-    semi-axis a (mm), semi-axis b (mm), angle (rad). Written atomically; returns the path.
+    semi-axis a (mm), semi-axis b (mm), angle (rad); ``extra``: more (N,) columns after
+    those, by name (readers ignore columns they do not know). Written atomically; returns
+    the path.
     """
     p = np.asarray(points, dtype=np.float64)
     r = np.asarray(radius_mm, dtype=np.float64)
@@ -80,6 +84,12 @@ def write_centreline_csv(
             raise ValueError(f"ellipse must have shape ({len(p)}, 3), got {e.shape}")
         cols.append(e)
         header += ELLIPSE_COLUMNS
+    for name, values in (extra or {}).items():
+        v = np.asarray(values, dtype=np.float64)
+        if v.shape != (len(p),) or name in header:
+            raise ValueError(f"extra column {name!r} must be new and have shape ({len(p)},)")
+        cols.append(v[:, None])
+        header.append(name)
     table = np.concatenate(cols, axis=1)
     if not np.all(np.isfinite(table)):
         raise ValueError("centreline values contain NaN or infinite numbers")

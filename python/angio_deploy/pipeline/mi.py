@@ -19,14 +19,22 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
+from scipy.spatial.transform import Rotation
+from scipy.stats import chi2
 
 from angio_deploy import kernels
-from angio_deploy.geometry import ViewGeometry
+from angio_deploy.geometry import ViewGeometry, separation_angle_deg
 from angio_deploy.io.case import Case, CaseView, SegmentPoints
 
 from .centreline2d import Centreline2D, arc_lengths, extract_centreline
 from .crop import SoiCrop
-from .refine import RefinementResult, refine_view_b
+from .refine import (
+    CURVE_SIGMA_PX,
+    PRIOR_ANGLE_DEG,
+    PRIOR_SHIFT_MM,
+    RefinementResult,
+    refine_view_b,
+)
 from .segmenters import Segmenter
 
 log = logging.getLogger(__name__)
@@ -41,6 +49,10 @@ DENSE_POINTS = 400
 #: Gaussian smoothing (mm of arc) of the 3D centreline, and its sampling step.
 CENTRELINE_SMOOTH_MM = 2.0
 SMOOTH_STEP_MM = 0.25
+#: A 95 % position bound (mm) above this on any ring is reported as a warning.
+WARN_UNCERTAINTY_MM = 3.0
+#: 95 % quantile of chi-square with 3 degrees of freedom (the ball of a 3D Gaussian).
+CHI2_3_95 = float(chi2.ppf(0.95, 3))
 #: How far (mm) the end fit may move each end along the centreline, and its step.
 END_FIT_MM = 3.0
 END_FIT_STEP_MM = 0.02
@@ -82,6 +94,8 @@ class MIResult:
     #: (100,) bool: rings seen in a gap of the segmentation in either view; their radius
     #: comes from the neighbouring rings, so it is less certain.
     low_confidence: np.ndarray | None = None
+    #: (N_RINGS,) 95 % bound of each ring's 3D position, mm (position_uncertainty).
+    uncertainty_mm: np.ndarray | None = None
 
 
 @lru_cache(maxsize=8)
@@ -269,14 +283,16 @@ def mesh_initialisation(
         warnings.extend(refinement.warnings)
     t = _timed(timings, "refine", progress, t)
 
-    dense, _ = kernels.correspond_centrelines(ga.P, gb.P, va.points_px, vb.points_px, DENSE_POINTS)
-    centres = fit_ends(
-        smooth_centreline(dense, CENTRELINE_SMOOTH_MM),
-        (ga, gb),
-        (va.view.soi.start, vb.view.soi.start),
-        (va.view.soi.end, vb.view.soi.end),
-    )
+    centres = triangulate(ga, gb, va, vb)
     t = _timed(timings, "triangulate", progress, t)
+    cov = None if refinement is None else refinement.covariance
+    uncertainty = position_uncertainty(ga, gb, va, vb, centres, cov)
+    if float(uncertainty.max()) > WARN_UNCERTAINTY_MM:
+        warnings.append(
+            f"3D position uncertainty reaches {float(uncertainty.max()):.1f} mm (95 %) at ring "
+            f"{int(uncertainty.argmax())}: the views do not pin the segment down well"
+        )
+    t = _timed(timings, "uncertainty", progress, t)
 
     d = 0.5 * (_widths_at(centres, ga, va) + _widths_at(centres, gb, vb))
     low = va.gap[_nearest_2d(centres, ga, va)] | vb.gap[_nearest_2d(centres, gb, vb)]
@@ -301,7 +317,59 @@ def mesh_initialisation(
         timings_s=timings,
         warnings=warnings,
         low_confidence=low,
+        uncertainty_mm=uncertainty,
     )
+
+
+def triangulate(ga: ViewGeometry, gb: ViewGeometry, va: ViewResult, vb: ViewResult) -> np.ndarray:
+    """The (N_RINGS, 3) world-mm centreline from the two views' 2D centrelines and clicks."""
+    dense, _ = kernels.correspond_centrelines(ga.P, gb.P, va.points_px, vb.points_px, DENSE_POINTS)
+    return fit_ends(
+        smooth_centreline(dense, CENTRELINE_SMOOTH_MM),
+        (ga, gb),
+        (va.view.soi.start, vb.view.soi.start),
+        (va.view.soi.end, vb.view.soi.end),
+    )
+
+
+def position_uncertainty(
+    ga: ViewGeometry,
+    gb: ViewGeometry,
+    va: ViewResult,
+    vb: ViewResult,
+    centres: np.ndarray,
+    covariance: np.ndarray | None,
+) -> np.ndarray:
+    """Per-ring 95 % bound (mm) of the 3D centreline position.
+
+    Two parts, added as variances: the geometry's, from the posterior covariance of view
+    B's correction (:class:`~angio_deploy.pipeline.refine.RefinementResult`; the prior's
+    when refinement was off), propagated by re-triangulating at +/- one sigma along each
+    of its principal axes; and the triangulation's own, the 2D centreline noise
+    (:data:`~angio_deploy.pipeline.refine.CURVE_SIGMA_PX`) at the ring's pixel size, in
+    the image plane and, divided by sin(separation), in depth. The bound is the radius of
+    the 95 % ball of an isotropic Gaussian with the same total variance.
+    """
+    if covariance is None:
+        covariance = np.diag(
+            np.concatenate([np.full(3, np.radians(PRIOR_ANGLE_DEG)), np.full(3, PRIOR_SHIFT_MM)])
+            ** 2
+        )
+    var = np.zeros(len(centres))
+    evals, evecs = np.linalg.eigh(covariance)
+    for lam, v in zip(evals, evecs.T, strict=True):
+        if lam <= 0:
+            continue
+        d = np.sqrt(lam) * v
+        moved = []
+        for sign in (1.0, -1.0):
+            R = Rotation.from_rotvec(sign * d[:3]).as_matrix()
+            moved.append(triangulate(ga, gb.moved(R, sign * d[3:]), va, vb))
+        var += (0.5 * np.linalg.norm(moved[0] - moved[1], axis=1)) ** 2
+    sep = np.radians(max(separation_angle_deg(ga, gb), 1.0))
+    mm_px = 0.5 * (ga.pixel_size_at_mm(centres) + gb.pixel_size_at_mm(centres))
+    var += (CURVE_SIGMA_PX * mm_px) ** 2 * (2.0 + 1.0 / np.sin(sep) ** 2)
+    return np.sqrt(CHI2_3_95 * var / 3.0)
 
 
 def reprojection_dice(result: MIResult) -> list[float]:
@@ -331,6 +399,14 @@ def summary(result: MIResult) -> dict[str, Any]:
         },
         "off_vessel_share": [v.centreline.off_vessel_share for v in result.views],
         "bridged_share": [v.centreline.bridged_share for v in result.views],
+        "position_uncertainty_95_mm": (
+            None
+            if result.uncertainty_mm is None
+            else {
+                "max": float(result.uncertainty_mm.max()),
+                "median": float(np.median(result.uncertainty_mm)),
+            }
+        ),
         "low_confidence_rings": (
             []
             if result.low_confidence is None

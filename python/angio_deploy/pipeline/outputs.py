@@ -1,8 +1,9 @@
 """The result folder of a run (CASE_FORMAT.md, "Output"), written atomically.
 
 mesh.ply / mesh.stl (100 x 60 rings, world mm, LPS; PLY keeps the vertex order),
-centreline.csv, report.json, overlay_a.png / overlay_b.png (each view with the reprojected
-mesh outline in red and the 3D centreline in yellow).
+centreline.csv and centreline.vtp (with each ring's 95 % position bound), report.json,
+overlay_a.png / overlay_b.png (each view with the reprojected mesh outline in red and the
+3D centreline in yellow).
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from angio_deploy import kernels
 from angio_deploy.errors import OutputError
 from angio_deploy.io.atomic import atomic_output_dir
 from angio_deploy.io.centreline_csv import write_centreline_csv
-from angio_deploy.io.mesh_io import write_ply, write_stl
+from angio_deploy.io.mesh_io import write_centreline_vtp, write_ply, write_stl
 from angio_deploy.io.output_dir import check_output_dir
 
 from .mi import N_AROUND, MIResult, ring_faces
+
+#: centreline.csv / .vtp column: the ring's 3D position uncertainty, 95 % bound (mm).
+UNCERTAINTY_COLUMN = "uncertainty95_mm"
 
 
 def overlay(image01: np.ndarray, silhouette: np.ndarray, centreline_uv: np.ndarray) -> Image.Image:
@@ -83,7 +87,17 @@ def _write(out_dir: Path, result: MIResult, report: dict[str, Any], case_dir) ->
             vertex_data={"ring": np.repeat(np.arange(len(result.radius_mm)), N_AROUND)},
         )
         write_stl(tmp / "mesh.stl", result.vertices, capped)
-        write_centreline_csv(tmp / "centreline.csv", result.centreline_mm, result.radius_mm)
+        extra = {}
+        if result.uncertainty_mm is not None:
+            extra[UNCERTAINTY_COLUMN] = result.uncertainty_mm
+        write_centreline_csv(
+            tmp / "centreline.csv", result.centreline_mm, result.radius_mm, extra=extra
+        )
+        if result.low_confidence is not None:
+            extra["low_confidence"] = result.low_confidence.astype(np.int32)
+        write_centreline_vtp(
+            tmp / "centreline.vtp", result.centreline_mm, result.radius_mm, extra=extra
+        )
         for vr, g in zip(result.views, result.geometries, strict=True):
             sil = kernels.rasterize_silhouette(g.P, result.vertices, capped, g.width, g.height)
             ov = overlay(vr.view.image, sil, g.project(result.centreline_mm))

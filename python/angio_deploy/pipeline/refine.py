@@ -12,9 +12,27 @@ Levenberg-Marquardt (scipy.optimize.least_squares) minimising
   point must cross the other view's centreline (distance to it, 0 when it crosses),
 * a prior that keeps the correction small (header errors are a few mm and degrees).
 
-If the optimiser does not lower the residual, or the correction leaves the plausible range,
-the header geometry is kept and a warning says so. Residuals are reported in pixels and
-in mm at the segment (pixel size at its depth).
+**Do no harm.** Two clicks and a smooth curve pin down only some of the six directions,
+and a least-squares fit moves the others freely within the prior, which on a right header
+only adds error. So, after a first fit with the prior:
+
+1. *Observability*: the data's Fisher information in prior-whitened coordinates,
+   ``A = W J^T J W`` (``J`` the Jacobian of the noise-scaled residuals, ``W`` the prior
+   sigmas), is diagonalised; a direction is observable when the data know it at least
+   :data:`OBSERVABLE_GAIN` times better than the prior (eigenvalue above that). Only those
+   directions are fitted; the rest stay at the header.
+2. *Significance*: the correction is applied only if it explains the data significantly
+   better than the header: the drop in chi-square, over the noise scale, must exceed the
+   chi-square quantile :data:`SIGNIFICANCE` for as many degrees of freedom as observable
+   directions (a likelihood-ratio test; the noise scale is the residuals' own, but never
+   below the assumed click and curve sigmas). The curve samples along one centreline are
+   correlated, so they count as :data:`CURVE_EFFECTIVE_SAMPLES` independent ones each.
+3. *Uncertainty*: the posterior covariance of the correction, ``W (A + I)^-1 W`` with the
+   fitted noise scale, is reported (1-sigma per parameter) and used by mesh
+   initialisation to give every ring a 3D position uncertainty.
+
+A correction that still leaves the plausible range is declared diverged and the header is
+kept with a warning. Residuals are reported in pixels and in mm at the segment.
 """
 
 from __future__ import annotations
@@ -27,6 +45,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation
+from scipy.stats import chi2
 
 from angio_deploy.geometry import ViewGeometry, epipolar_distances, fundamental_matrix
 
@@ -42,11 +61,24 @@ MAX_SHIFT_MM = 15.0
 #: A mean residual above this (px) after refinement is reported as a warning.
 WARN_RESIDUAL_PX = 2.0
 N_CURVE_SAMPLES = 40
+#: The samples of one centreline carry about this many independent observations: its
+#: epipolar constraints are correlated along the curve (smooth segmentation errors).
+CURVE_EFFECTIVE_SAMPLES = 8
+#: A direction is fitted only if the data know it this many times better than the prior
+#: (eigenvalue of the whitened Fisher information; 9 = a 3x smaller sigma).
+OBSERVABLE_GAIN = 9.0
+#: Likelihood-ratio test level: the header is kept unless the correction's chi-square
+#: drop exceeds this quantile of chi-square with k (observable) degrees of freedom.
+SIGNIFICANCE = 0.99
 
 
 @dataclass(frozen=True)
 class RefinementResult:
-    """The refined view B and what refinement did, for the run report."""
+    """The refined view B and what refinement did, for the run report.
+
+    ``covariance``: (6, 6) posterior covariance of the correction [rotation vector (rad),
+    translation (mm)] of the geometry used (the header's uncertainty where nothing was
+    applied), for the 3D uncertainty of the centreline."""
 
     geometry_b: ViewGeometry
     applied: bool
@@ -58,12 +90,29 @@ class RefinementResult:
     residual_mm_after: float
     iterations: int
     warnings: list[str] = field(default_factory=list)
+    observable_directions: int = 0
+    test: dict[str, float | bool] = field(default_factory=dict)
+    covariance: np.ndarray | None = None
+    reason: str = ""
+
+    def sigma(self) -> tuple[list[float], list[float]]:
+        """1-sigma of the correction: rotation (deg, 3) and translation (mm, 3)."""
+        if self.covariance is None:
+            return [0.0] * 3, [0.0] * 3
+        sd = np.sqrt(np.clip(np.diag(self.covariance), 0.0, None))
+        return [math.degrees(float(v)) for v in sd[:3]], [float(v) for v in sd[3:]]
 
     def to_dict(self) -> dict[str, Any]:
+        rot_sd, shift_sd = self.sigma()
         return {
             "applied": self.applied,
+            "reason": self.reason,
             "rotation_deg": list(self.rotation_deg),
             "translation_mm": list(self.translation_mm),
+            "sigma_rotation_deg": rot_sd,
+            "sigma_translation_mm": shift_sd,
+            "observable_directions": self.observable_directions,
+            "significance_test": dict(self.test),
             "residual_px": {"before": self.residual_px_before, "after": self.residual_px_after},
             "residual_mm": {"before": self.residual_mm_before, "after": self.residual_mm_after},
             "iterations": self.iterations,
@@ -108,6 +157,16 @@ def _transform(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return Rotation.from_rotvec(p[:3]).as_matrix(), p[3:]
 
 
+def _jacobian(fun, p: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Central differences, steps a hundredth of each prior sigma."""
+    cols = []
+    for k in range(len(p)):
+        h = np.zeros_like(p)
+        h[k] = 0.01 * scale[k]
+        cols.append((fun(p + h) - fun(p - h)) / (2 * h[k]))
+    return np.stack(cols, axis=1)
+
+
 def refine_view_b(
     a: ViewGeometry,
     b: ViewGeometry,
@@ -121,7 +180,9 @@ def refine_view_b(
     """Refine view B against view A from start/end correspondences ``ends_a``/``ends_b``
     (2, 2) px and the 2D centrelines ``line_a``/``line_b`` (K, 2) px of each view.
 
-    ``mm_per_px`` (pixel size at the segment) converts residuals to mm for the report.
+    Only observable directions are corrected, and only when the correction is significant
+    (module docstring). ``mm_per_px`` (pixel size at the segment) converts residuals to mm
+    for the report.
     """
     ends_a = np.asarray(ends_a, dtype=np.float64)
     ends_b = np.asarray(ends_b, dtype=np.float64)
@@ -129,11 +190,16 @@ def refine_view_b(
     line_b = np.asarray(line_b, dtype=np.float64)
     sub_a, sub_b = _subsample(line_a, N_CURVE_SAMPLES), _subsample(line_b, N_CURVE_SAMPLES)
     prior = np.array([math.radians(PRIOR_ANGLE_DEG)] * 3 + [PRIOR_SHIFT_MM] * 3)
+    n_curve = len(sub_a) + len(sub_b)
+    # Each curve's samples together weigh as CURVE_EFFECTIVE_SAMPLES independent ones.
+    w_curve = math.sqrt(2 * CURVE_EFFECTIVE_SAMPLES / max(n_curve, 1))
+    n_eff = 2 + min(n_curve, 2 * CURVE_EFFECTIVE_SAMPLES)
 
-    def residuals(p: np.ndarray) -> np.ndarray:
+    def data(p: np.ndarray) -> np.ndarray:
+        """Noise-scaled data residuals (unit variance if the sigmas are right)."""
         R, t = _transform(p)
         r_e, r_c = _residuals(a.P, b.moved(R, t).P, ends_a, ends_b, line_a, line_b, sub_a, sub_b)
-        return np.concatenate([r_e / CLICK_SIGMA_PX, r_c / CURVE_SIGMA_PX, p / prior])
+        return np.concatenate([r_e / CLICK_SIGMA_PX, w_curve * r_c / CURVE_SIGMA_PX])
 
     def mean_px(p: np.ndarray) -> float:
         R, t = _transform(p)
@@ -142,18 +208,32 @@ def refine_view_b(
 
     p0 = np.zeros(6)
     before = mean_px(p0)
-    sol = least_squares(residuals, p0, method="lm", x_scale=prior, max_nfev=400)
-    after = mean_px(sol.x)
-    angle = math.degrees(float(np.linalg.norm(sol.x[:3])))
-    shift = float(np.linalg.norm(sol.x[3:]))
-    warnings: list[str] = []
-    ok = sol.success and np.all(np.isfinite(sol.x))
-    if not ok or after > before or angle > MAX_ANGLE_DEG or shift > MAX_SHIFT_MM:
-        msg = (
-            f"geometry refinement diverged (residual {before:.2f} -> {after:.2f} px, "
-            f"correction {angle:.1f} deg / {shift:.1f} mm); using the header geometry"
-        )
-        log.warning(msg)
+    chi2_header = float(np.sum(data(p0) ** 2))
+    # 1. A first fit with the prior finds where the data pull.
+    first = least_squares(
+        lambda p: np.concatenate([data(p), p / prior]),
+        p0,
+        method="lm",
+        x_scale=prior,
+        max_nfev=400,
+    )
+    nfev = int(first.nfev)
+    # 2. Observable directions: the data's information along the header->fit path, in
+    #    prior-whitened coordinates (the hinge of the curve residual makes the Jacobian at
+    #    the fit alone blind to constraints already met there).
+    # least_squares' own Jacobian at its solution (data rows) costs nothing more.
+    J = np.vstack([_jacobian(data, p0, prior), first.jac[: -len(p0)]])
+    A = (J * prior).T @ (J * prior) / 2.0
+    lam, V = np.linalg.eigh(A)
+    obs = lam >= OBSERVABLE_GAIN
+    k = int(obs.sum())
+    header_cov = np.diag(prior**2)
+
+    def keep(reason: str, warn: str | None, cov: np.ndarray, test: dict) -> RefinementResult:
+        if warn:
+            log.warning(warn)
+        else:
+            log.info("geometry refinement: %s", reason)
         return RefinementResult(
             b,
             False,
@@ -163,24 +243,83 @@ def refine_view_b(
             before,
             before * mm_per_px,
             before * mm_per_px,
-            int(sol.nfev),
-            [msg],
+            nfev,
+            [warn] if warn else [],
+            observable_directions=k,
+            test=test,
+            covariance=cov,
+            reason=reason,
         )
+
+    if k == 0:
+        return keep("no direction is observable from these correspondences", None, header_cov, {})
+    Vo = V[:, obs]
+
+    # 3. Fit only the observable directions: p = W Vo c, prior |c|^2.
+    def p_of(c: np.ndarray) -> np.ndarray:
+        return prior * (Vo @ c)
+
+    c0 = Vo.T @ (first.x / prior)
+    sol = least_squares(lambda c: np.concatenate([data(p_of(c)), c]), c0, method="lm", max_nfev=400)
+    nfev += int(sol.nfev)
+    p_hat = p_of(sol.x)
+    chi2_fit = float(np.sum(data(p_hat) ** 2))
+    # Noise scale: the fit's own, never below the assumed sigmas.
+    scale = max(1.0, chi2_fit / max(n_eff - k, 1))
+    threshold = float(chi2.ppf(SIGNIFICANCE, k))
+    stat = (chi2_header - chi2_fit) / scale
+    test = {
+        "chi2_header": chi2_header,
+        "chi2_refined": chi2_fit,
+        "noise_scale": scale,
+        "statistic": stat,
+        "threshold": threshold,
+        "dof": k,
+        "significant": bool(stat > threshold),
+    }
+    # Posterior covariance (whitened: data information over the noise scale plus prior).
+    Cq = np.linalg.inv(A / scale + np.eye(6))
+    cov = (prior[:, None] * Cq) * prior[None, :]
+    if not stat > threshold:
+        return keep(
+            f"the correction is not significant (statistic {stat:.1f} <= {threshold:.1f}, "
+            f"{k} observable direction(s)); header kept",
+            None,
+            cov,
+            test,
+        )
+    after = mean_px(p_hat)
+    angle = math.degrees(float(np.linalg.norm(p_hat[:3])))
+    shift = float(np.linalg.norm(p_hat[3:]))
+    ok = sol.success and np.all(np.isfinite(p_hat))
+    if not ok or after > before or angle > MAX_ANGLE_DEG or shift > MAX_SHIFT_MM:
+        return keep(
+            "diverged",
+            f"geometry refinement diverged (residual {before:.2f} -> {after:.2f} px, "
+            f"correction {angle:.1f} deg / {shift:.1f} mm); using the header geometry",
+            header_cov,
+            test,
+        )
+    warnings: list[str] = []
     if after > WARN_RESIDUAL_PX:
         msg = f"epipolar residual stays large after refinement: {after:.2f} px"
         log.warning(msg)
         warnings.append(msg)
-    R, t = _transform(sol.x)
-    rot = tuple(float(math.degrees(v)) for v in sol.x[:3])
+    R, t = _transform(p_hat)
+    rot = tuple(float(math.degrees(v)) for v in p_hat[:3])
     return RefinementResult(
-        geometry_b=b.moved(R, t, note="refined against view A (Levenberg-Marquardt)"),
+        geometry_b=b.moved(R, t, note="refined against view A (observable directions)"),
         applied=True,
         rotation_deg=rot,  # type: ignore[arg-type]
-        translation_mm=tuple(float(v) for v in sol.x[3:]),  # type: ignore[arg-type]
+        translation_mm=tuple(float(v) for v in p_hat[3:]),  # type: ignore[arg-type]
         residual_px_before=before,
         residual_px_after=after,
         residual_mm_before=before * mm_per_px,
         residual_mm_after=after * mm_per_px,
-        iterations=int(sol.nfev),
+        iterations=nfev,
         warnings=warnings,
+        observable_directions=k,
+        test=test,
+        covariance=cov,
+        reason=f"significant in {k} observable direction(s)",
     )
