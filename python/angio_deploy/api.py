@@ -24,9 +24,11 @@ import numpy as np
 
 from angio_deploy import kernels
 from angio_deploy._version import __version__
+from angio_deploy.errors import ImplausibleResultError
 from angio_deploy.io.case import Case, load_case
 
 from .pipeline.mi import MIResult, Progress, mesh_initialisation, reprojection_dice, summary
+from .pipeline.quality import implausibilities
 from .pipeline.segmenters import FrangiSegmenter, OnnxSegmenter, Segmenter
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,7 @@ class Reconstructor:
         *,
         refine_geometry: bool = True,
         refine_surface: bool = True,
+        force: bool = False,
         progress: Progress | None = None,
     ) -> Reconstruction:
         """Reconstruct a case folder (or an already loaded :class:`Case`).
@@ -132,6 +135,11 @@ class Reconstructor:
         shipped: the ring-profile network, then the paper's graph network if present); the
         report says whether it ran, which stages, how far it moved the surface and, if it
         did not run, why.
+
+        An obviously wrong result (:mod:`angio_deploy.pipeline.quality`: the mesh covers
+        the vessel in neither view, exploded rings) raises
+        :class:`~angio_deploy.errors.ImplausibleResultError`; ``force`` returns it with
+        the problems as warnings instead.
         """
         t0 = time.perf_counter()
         if not isinstance(case, Case):
@@ -145,6 +153,13 @@ class Reconstructor:
             result = self.refiner.refine(mi, progress=progress)
         t_q = time.perf_counter()
         dice = reprojection_dice(result)
+        problems = implausibilities(result, dice)
+        if problems and not force:
+            raise ImplausibleResultError(
+                "; ".join(problems) + " -- not written (--force writes it anyway)",
+                source=str(case.path),
+            )
+        implausible = [f"IMPLAUSIBLE RESULT, written because forced: {p}" for p in problems]
         surface: dict[str, Any] = {"applied": result is not mi}
         if result is mi:
             surface["reason"] = "not requested" if not refine_surface else self.surface_note
@@ -163,6 +178,7 @@ class Reconstructor:
         timings = {"load": t_load, **result.timings_s, "quality": time.perf_counter() - t_q}
         timings["total"] = time.perf_counter() - t0
         report = self._report(case, result, dice, timings, refine_geometry, surface)
+        report["warnings"].extend(implausible)
         return Reconstruction(case=case, mi=mi, report=report, result=result)
 
     def _report(

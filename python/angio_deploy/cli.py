@@ -134,6 +134,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.case_dir,
         refine_geometry=not args.no_geometry_refinement,
         refine_surface=not args.no_refine,
+        force=args.force,
         progress=progress,
     )
     result.write(out)
@@ -253,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-refine",
         action="store_true",
         help="stop after mesh initialisation (no surface refinement)",
+    )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="write an obviously wrong result anyway (with loud warnings) instead of failing",
     )
     run.add_argument(
         "--no-geometry-refinement",

@@ -48,6 +48,12 @@ class InputError(AngioDeployError, ValueError):
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
 
+class ImplausibleResultError(InputError):
+    """The reconstruction finished but is obviously wrong (the mesh covers the vessel in
+    neither view, or its rings exploded): not written unless forced. Bad input (wrong
+    geometry, wrong clicks) is the usual cause, so it maps to exit 65."""
+
+
 class InputNotFoundError(InputError, FileNotFoundError):
     """A case folder, case.json or image file named by the user does not exist."""
 
