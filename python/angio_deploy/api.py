@@ -28,6 +28,7 @@ from angio_deploy.errors import ImplausibleResultError
 from angio_deploy.io.case import Case, load_case
 
 from .pipeline.mi import MIResult, Progress, mesh_initialisation, reprojection_dice, summary
+from .pipeline.qca import branch_qca
 from .pipeline.quality import implausibilities
 from .pipeline.segmenters import FrangiSegmenter, OnnxSegmenter, Segmenter
 
@@ -217,6 +218,9 @@ class Reconstructor:
             "views": views,
             "view_separation_deg": case.separation_deg,
             "quality": {"reprojection_dice": dice, **summary(mi)},
+            "qca": {
+                "branches": [branch_qca(mi.centreline_mm, mi.radius_mm, mi.geometries).to_dict()]
+            },
             "timings_s": timings,
             "warnings": [*case.warnings, *mi.warnings],
             "outputs": {

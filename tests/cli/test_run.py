@@ -32,10 +32,12 @@ def test_run_writes_every_output(example, capsys) -> None:
     assert names == [
         "centreline.csv",
         "centreline.vtp",
+        "diameter_main.png",
         "mesh.ply",
         "mesh.stl",
         "overlay_a.png",
         "overlay_b.png",
+        "qca.csv",
         "report.json",
     ]
     v, f, data = read_ply(out / "mesh.ply")

@@ -1,7 +1,8 @@
 """The result folder of a run (CASE_FORMAT.md, "Output"), written atomically.
 
 mesh.ply / mesh.stl (100 x 60 rings, world mm, LPS; PLY keeps the vertex order),
-centreline.csv and centreline.vtp (with each ring's 95 % position bound), report.json,
+centreline.csv and centreline.vtp (with each ring's 95 % position bound), qca.csv and a
+diameter plot per branch (diameter_main.png), report.json,
 overlay_a.png / overlay_b.png (each view with the reprojected mesh outline in red and the
 3D centreline in yellow).
 """
@@ -17,12 +18,13 @@ from PIL import Image, ImageDraw
 
 from angio_deploy import kernels
 from angio_deploy.errors import OutputError
-from angio_deploy.io.atomic import atomic_output_dir
+from angio_deploy.io.atomic import atomic_output_dir, atomic_write_text
 from angio_deploy.io.centreline_csv import write_centreline_csv
 from angio_deploy.io.mesh_io import write_centreline_vtp, write_ply, write_stl
 from angio_deploy.io.output_dir import check_output_dir
 
 from .mi import N_AROUND, MIResult, ring_faces
+from .qca import branch_qca, diameter_plot, qca_csv
 
 #: centreline.csv / .vtp column: the ring's 3D position uncertainty, 95 % bound (mm).
 UNCERTAINTY_COLUMN = "uncertainty95_mm"
@@ -98,6 +100,10 @@ def _write(out_dir: Path, result: MIResult, report: dict[str, Any], case_dir) ->
         write_centreline_vtp(
             tmp / "centreline.vtp", result.centreline_mm, result.radius_mm, extra=extra
         )
+        branches = [branch_qca(result.centreline_mm, result.radius_mm, result.geometries)]
+        atomic_write_text(tmp / "qca.csv", qca_csv(branches))
+        for b in branches:
+            diameter_plot(b).save(tmp / f"diameter_{b.branch}.png", compress_level=1)
         for vr, g in zip(result.views, result.geometries, strict=True):
             sil = kernels.rasterize_silhouette(g.P, result.vertices, capped, g.width, g.height)
             ov = overlay(vr.view.image, sil, g.project(result.centreline_mm))
