@@ -162,6 +162,10 @@ SUMMARY_METRICS = (
     "radius_mae",
     "radius_bias",
     "DS_error",
+    "MLD_error",
+    "ref_diameter_error",
+    "QCA_DS_error",
+    "lesion_length_error",
 )
 
 

@@ -65,3 +65,23 @@ def test_a_shifted_prediction_is_measured(case_dir: Path, tmp_path: Path):
     s = summarize([row, base, {"case": "none", "MAE": float("nan")}])
     assert s["MAE"]["n"] == 2 and s["MAE"]["mean"] == pytest.approx(0.2)
     assert not math.isnan(s["DS_error"]["mean"])
+
+
+def test_qca_errors_of_the_truth_measured_as_the_product_would(case_dir: Path, tmp_path: Path):
+    """The truth's own rings through the product's QCA: the MLD is exact, the estimated
+    reference close to the generator's, %DS and lesion length follow."""
+    from angio_deploy.io.centreline_csv import read_centreline_csv
+    from angio_deploy.metrics.radius import ring_radii
+    from angio_deploy.pipeline.qca import branch_qca, qca_csv
+
+    out = Path(shutil.copytree(case_dir / "out", tmp_path / "out"))
+    assert math.isnan(evaluate_case(out, case_dir / "truth")["MLD_error"])  # no qca.csv
+    cl = read_centreline_csv(case_dir / "truth" / "centreline.csv")
+    v, _, _ = read_ply(case_dir / "truth" / "mesh.ply")
+    (out / "qca.csv").write_text(qca_csv([branch_qca(cl.points, ring_radii(v))]))
+    row = evaluate_case(out, case_dir / "truth")
+    assert abs(row["MLD_error"]) < 1e-4  # qca.csv keeps 4 decimals
+    assert abs(row["ref_diameter_error"]) < 0.25
+    assert abs(row["QCA_DS_error"]) < 8.0
+    assert abs(row["lesion_length_error"]) < 3.0
+    assert summarize([row])["MLD_error"]["n"] == 1

@@ -120,6 +120,7 @@ def test_summarize_skips_nans_per_metric_with_counts():
         "mean": 4.0,
         "median": 3.0,
         "p95": pytest.approx(10.0 - 0.2 * 6.0),  # linear: 4 + 0.8 * (10 - 4)
+        "sd": pytest.approx(np.std([1, 2, 3, 10, 4], ddof=1)),
         "n": 5,
         "skipped": 0,
     }

@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from angio_deploy.errors import InputError, InputNotFoundError
 from angio_deploy.io.centreline_csv import read_centreline_csv
 from angio_deploy.io.mesh_io import read_ply
+from angio_deploy.pipeline.qca import find_lesions
 
 from .radius import lesion_window, percent_ds_error, radius_errors, ring_radii
 from .silhouette import mean_overlap
@@ -172,7 +174,62 @@ def evaluate_case(
     true_cl = read_centreline_csv(truth_dir / "centreline.csv")
     row.update(radius_errors(pred_cl.radius_mm, true_cl.radius_mm))
     row.update(_stenosis_metrics(pv, tv, meta))
+    row.update(_qca_metrics(pred_dir / "qca.csv", tv, meta))
     return row
+
+
+#: Rings the predicted MLD may lie outside the truth's lesion window (ring slide).
+QCA_SEARCH_RINGS = 3
+_QCA_KEYS = ("MLD_error", "ref_diameter_error", "QCA_DS_error", "lesion_length_error")
+
+
+def _read_qca(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(arc, diameter, reference) mm of the main branch from qca.csv, None if absent."""
+    if not path.exists():
+        return None
+    rows = [ln.split(",") for ln in path.read_text(encoding="utf-8").splitlines()[1:]]
+    main = np.array([[float(x) for x in r[2:5]] for r in rows if r and r[0] == "main"])
+    return (main[:, 0], main[:, 1], main[:, 2]) if len(main) else None
+
+
+def _lesion_length_at(arc: np.ndarray, d: np.ndarray, ref: np.ndarray, k: int) -> float:
+    for les in find_lesions(arc, d, ref):
+        if les.start_mm <= arc[k] <= les.end_mm:
+            return les.length_mm
+    return 0.0  # no stretch 20 % below the reference there
+
+
+def _qca_metrics(qca_path: Path, true_v, meta: Mapping[str, Any]) -> dict[str, float]:
+    """QCA errors (METRICS.md) at the truth's most severe stenosis: predicted minus true
+    MLD (mm), reference diameter at the MLD (mm), %DS from the two (percentage points) and
+    lesion length (mm, both by the product's definition: > 20 % below the reference).
+    The truth's diameters are its rings' and its reference ``reference_radius_mm``; the
+    prediction's are qca.csv's. NaN without a stenosis or a qca.csv."""
+    lesions = meta.get("stenoses") or []
+    pred = _read_qca(qca_path)
+    if not lesions or pred is None:
+        return dict.fromkeys(_QCA_KEYS, NAN)
+    worst = max(lesions, key=lambda x: float(x.get("percent_ds", 0.0)))
+    arc_p, d_p, ref_p = pred
+    d_t = 2.0 * ring_radii(true_v)
+    ref_t = 2.0 * np.asarray(meta["reference_radius_mm"], dtype=np.float64)
+    length = float(meta["soi"]["length_mm"])
+    arc_t = np.linspace(0.0, length, d_t.size)
+    w = lesion_window(
+        d_t.size, length, float(worst["position_from_start_mm"]), float(worst["length_mm"])
+    )
+    kt = int(np.flatnonzero(w)[np.argmin(d_t[w])])
+    wide = ndimage.binary_dilation(w, iterations=QCA_SEARCH_RINGS)
+    kp = int(np.flatnonzero(wide)[np.argmin(d_p[wide])])
+    ds_p = 100.0 * (1.0 - d_p[kp] / ref_p[kp])
+    ds_t = 100.0 * (1.0 - d_t[kt] / ref_t[kt])
+    return {
+        "MLD_error": float(d_p[kp] - d_t[kt]),
+        "ref_diameter_error": float(ref_p[kp] - ref_t[kt]),
+        "QCA_DS_error": float(ds_p - ds_t),
+        "lesion_length_error": _lesion_length_at(arc_p, d_p, ref_p, kp)
+        - _lesion_length_at(arc_t, d_t, ref_t, kt),
+    }
 
 
 def _is_number(x: Any) -> bool:
@@ -184,7 +241,8 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
 
     NaN-aware: a case whose value is NaN (undefined, e.g. %DS error without a stenosis)
     or missing is skipped for that metric only. Per metric: ``{"mean", "median", "p95"
-    (numpy.percentile 95, linear interpolation), "n" (cases used), "skipped"}``; all
+    (numpy.percentile 95, linear interpolation), "sd" (sample standard deviation, as
+    QCA studies report mean +/- SD), "n" (cases used), "skipped"}``; all
     three statistics are NaN when no case defines the metric. Non-numeric entries
     (the ``case`` label, per-view lists) are not metrics.
     """
@@ -198,14 +256,20 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
         vals = [row.get(name) for row in rows]
         good = np.array([float(v) for v in vals if _is_number(v) and math.isfinite(v)])
         stats = (
-            (float(good.mean()), float(np.median(good)), float(np.percentile(good, 95)))
+            (
+                float(good.mean()),
+                float(np.median(good)),
+                float(np.percentile(good, 95)),
+                float(good.std(ddof=1)) if good.size > 1 else NAN,
+            )
             if good.size
-            else (NAN, NAN, NAN)
+            else (NAN, NAN, NAN, NAN)
         )
         out[name] = {
             "mean": stats[0],
             "median": stats[1],
             "p95": stats[2],
+            "sd": stats[3],
             "n": int(good.size),
             "skipped": len(rows) - int(good.size),
         }
