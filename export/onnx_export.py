@@ -41,8 +41,13 @@ from typing import Any
 
 import numpy as np
 import onnx
+from training.segmenter.checkpoint import (  # training's checkpoints, read for export
+    CONFIG_FILE,
+    CheckpointError,
+    load_checkpoint,
+)
 
-from angio_deploy.backends._hash import sha256_file
+from angio_deploy.hashing import sha256_file
 from export.compact import fp16_weights, ort_optimisation_report
 
 log = logging.getLogger("export.onnx_export")
@@ -50,71 +55,7 @@ log = logging.getLogger("export.onnx_export")
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 DEFAULT_OPSET = 17
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-REQUIRED_KEYS = ("arch", "encoder", "in_channels", "classes", "crop")
 NORMALIZATION = "per-crop zero mean, unit sd (angio_deploy.pipeline.crop.normalize_crop)"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint folder that cannot be exported; the message names the file and key."""
-
-
-def read_config(checkpoint_dir: str | Path) -> dict[str, Any]:
-    """The checkpoint's config.json, validated (missing keys name the key)."""
-    path = Path(checkpoint_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{path}: not found (a checkpoint folder needs {CONFIG_FILE})")
-    config = json.loads(path.read_text(encoding="utf-8"))
-    for key in REQUIRED_KEYS:
-        if key not in config:
-            raise CheckpointError(f"{path}: missing key {key!r}")
-    if config["arch"] != "unet":
-        raise CheckpointError(f"{path}: arch {config['arch']!r} is not supported (only 'unet')")
-    crop = config["crop"]
-    for key in ("width", "height"):
-        if not isinstance(crop.get(key), int) or crop[key] <= 0:
-            raise CheckpointError(f"{path}: crop.{key} must be a positive integer")
-    return config
-
-
-def build_segmenter(config: dict[str, Any]):
-    """The torch module the config describes (random init; no weights are downloaded)."""
-    import segmentation_models_pytorch as smp
-
-    return smp.Unet(
-        encoder_name=config["encoder"],
-        encoder_weights=None,
-        in_channels=int(config["in_channels"]),
-        classes=int(config["classes"]),
-    )
-
-
-def load_checkpoint(checkpoint_dir: str | Path):
-    """(model in eval mode, config, sha256 of the weights file) of a checkpoint folder."""
-    from safetensors.torch import load_file
-
-    checkpoint_dir = Path(checkpoint_dir)
-    config = read_config(checkpoint_dir)
-    weights = checkpoint_dir / WEIGHTS_FILE
-    if not weights.is_file():
-        raise CheckpointError(f"{weights}: not found")
-    state = load_file(str(weights))
-    model = build_segmenter(config)
-    expected = set(model.state_dict())
-    if not expected <= set(state):  # tolerate a wrapper prefix ("model.", "module.")
-        for prefix in ("model.", "module."):
-            stripped = {k.removeprefix(prefix): v for k, v in state.items()}
-            if expected <= set(stripped):
-                state = stripped
-                break
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        msg = f"{weights}: does not match config {config['encoder']}: {exc}"
-        raise CheckpointError(msg) from exc
-    model.eval()
-    return model, config, sha256_file(weights)
 
 
 def metadata_for(

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from export.onnx_export import trace_to_onnx
-from export.sr_export import _ort, _save
+from export.sr_export import cpu_session, save_checked
 
 TOL = 1e-5
 
@@ -47,7 +47,7 @@ def export_profile(ckpt: str | Path, out_dir: str | Path, *, seed: int = 0) -> d
         {"features": {0: "rings"}, "corrections": {0: "rings"}},
     )
     path = out_dir / f"{PROFILE}.onnx"
-    _save(
+    save_checked(
         proto,
         path,
         {
@@ -62,7 +62,7 @@ def export_profile(ckpt: str | Path, out_dir: str | Path, *, seed: int = 0) -> d
     x = net.mean + net.std * torch.randn(100, N_FEATURES, generator=g)
     with torch.no_grad():
         ref = net(x).numpy()
-    got = _ort(path).run(["corrections"], {"features": x.numpy()})[0]
+    got = cpu_session(path).run(["corrections"], {"features": x.numpy()})[0]
     diff = float(np.abs(ref - got).max())
     if diff > TOL:
         raise AssertionError(f"parity failed: {diff:.2e} > {TOL:.0e}")

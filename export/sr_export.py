@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +30,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from angio_deploy.backends._hash import sha256_file
+from angio_deploy.hashing import sha256_file
+from angio_deploy.io.atomic import atomic_write_bytes
 from export.compact import fp16_weights
 from export.onnx_export import trace_to_onnx
 
@@ -57,15 +57,15 @@ def load_sr_checkpoint(ckpt: str | Path):
     return net, config, sha256_file(ckpt / "model.safetensors")
 
 
-def _save(proto: onnx.ModelProto, path: Path, props: dict[str, str]) -> None:
+def save_checked(proto: onnx.ModelProto, path: Path, props: dict[str, str]) -> None:
+    """Set the model's metadata, run the full ONNX checker, write it atomically."""
     onnx.helper.set_model_props(proto, props)
     onnx.checker.check_model(proto, full_check=True)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, proto.SerializeToString())
 
 
-def _ort(path: Path):
+def cpu_session(path: Path):
+    """An ONNX Runtime CPU session (2 threads) for the exporters' parity checks."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -107,11 +107,11 @@ def export_sr(
     if fp16:
         enc, _ = fp16_weights(enc)
     enc_path = out_dir / "sr_encoder.onnx"
-    _save(enc, enc_path, {**common, "name": "sr_encoder", "role": "encoder"})
+    save_checked(enc, enc_path, {**common, "name": "sr_encoder", "role": "encoder"})
     x = torch.randn(2, C, H, W, generator=g)
     with torch.no_grad():
         ref = [m.numpy() for m in net.encoder(x)]
-    got = _ort(enc_path).run(names, {"crops": x.numpy()})
+    got = cpu_session(enc_path).run(names, {"crops": x.numpy()})
     enc_diff = max(float(np.abs(a - b).max()) for a, b in zip(ref, got, strict=True))
 
     # Graph network, gather form, compared with the torch-geometric model.
@@ -120,11 +120,11 @@ def export_sr(
     if fp16:
         gcn, _ = fp16_weights(gcn)
     gcn_path = out_dir / "sr_gcn.onnx"
-    _save(gcn, gcn_path, {**common, "name": "sr_gcn", "role": "gcn"})
+    save_checked(gcn, gcn_path, {**common, "name": "sr_gcn", "role": "gcn"})
     f = torch.randn(n, IN_FEATURES, generator=g)
     with torch.no_grad():
         ref_g = net.gcn(f, net.edge_index).numpy()
-    got_g = _ort(gcn_path).run(["displacement"], {"features": f.numpy()})[0]
+    got_g = cpu_session(gcn_path).run(["displacement"], {"features": f.numpy()})[0]
     gcn_diff = float(np.abs(ref_g - got_g).max())
     if not fp16 and (enc_diff > ENCODER_TOL or gcn_diff > GCN_TOL):
         raise AssertionError(f"parity failed: encoder {enc_diff:.2e}, gcn {gcn_diff:.2e}")

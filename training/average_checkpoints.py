@@ -27,13 +27,12 @@ from pathlib import Path
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
-    from export.onnx_export import load_checkpoint
     from safetensors.torch import save_file
 
     from training.segmenter.cache import SegCache
-    from training.segmenter.checkpoint import load_tensors, read_json, sha256_file
+    from training.segmenter.checkpoint import load_checkpoint, load_tensors, read_json, sha256_file
     from training.segmenter.dataset import SegDataset
-    from training.segmenter.trainer import _Validator
+    from training.segmenter.trainer import Validator
 
     ap = argparse.ArgumentParser(prog="python -m training.average_checkpoints", description=__doc__)
     ap.add_argument("checkpoints", nargs="+", type=Path)
@@ -64,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     crop = CropParams(**{k: cfg["crop"][k] for k in ("width", "height", "margin_px", "max_scale")})
     val = SegDataset(SegCache(args.data / "val"), crop=crop, augment=None, segments="main")
-    validator = _Validator(val, None, 16)
+    validator = Validator(val, None, 16)
     results = {}
     for c in [*args.compare, args.out]:
         model, _, sha = load_checkpoint(c)

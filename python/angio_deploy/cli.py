@@ -214,7 +214,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_build_engines(args: argparse.Namespace) -> int:
     from .backends import SessionConfig
-    from .backends.prepare import prepare_models
+    from .models.prepare import prepare_models
 
     # The same session settings `run` uses, so the engines cached here are the ones it finds.
     cfg = SessionConfig(provider=args.provider)

@@ -6,12 +6,13 @@ takes *local* pretrained encoder weights from a safetensors file instead (never 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from angio_deploy.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +30,6 @@ def build_segmenter(encoder: str = ENCODER, in_channels: int = 1, classes: int =
 def architecture(encoder: str = ENCODER, in_channels: int = 1, classes: int = 1) -> dict:
     """The config.json keys that rebuild the model (export.onnx_export reads them)."""
     return {"arch": ARCH, "encoder": encoder, "in_channels": in_channels, "classes": classes}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> dict[str, Any]:
@@ -78,6 +71,11 @@ def load_encoder_weights(model: torch.nn.Module, path: str | Path) -> dict[str, 
             f"wrong shape {wrong[:5]}"
         )
     model.encoder.load_state_dict({k: state[k].to(target[k].dtype) for k in target}, strict=True)
-    info = {"path": str(path), "sha256": _sha256(path), "tensors": len(target), "adapted": adapted}
+    info = {
+        "path": str(path),
+        "sha256": sha256_file(path),
+        "tensors": len(target),
+        "adapted": adapted,
+    }
     log.info("loaded encoder weights %s", info)
     return info

@@ -154,7 +154,7 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-class _Validator:
+class Validator:
     """Validation crops (main SOI, no augmentation) rendered once and kept in memory."""
 
     def __init__(self, ds: SegDataset, limit: int | None, batch: int):
@@ -311,10 +311,10 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
     elif cfg.resume:
         _log_json({"event": "resume", "from": None, "note": "no checkpoint found, starting fresh"})
 
-    validators = [("val", _Validator(val_ds, cfg.val_limit, cfg.val_batch))]
+    validators = [("val", Validator(val_ds, cfg.val_limit, cfg.val_batch))]
     for k, c in enumerate(extra_val):
         ds = SegDataset(c, crop=cfg.crop, augment=None, segments="main")
-        validators.append((f"val{k + 1}", _Validator(ds, cfg.val_limit, cfg.val_batch)))
+        validators.append((f"val{k + 1}", Validator(ds, cfg.val_limit, cfg.val_batch)))
     loss_fn = BCEDiceLoss()
 
     def config_for(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from angio_deploy.errors import BackendUnavailableError, InputError, InputNotFoundError
+from angio_deploy.hashing import file_key, sha256_file
 
 from . import providers as _prov
-from ._hash import file_key, sha256_file
 
 log = logging.getLogger(__name__)
 

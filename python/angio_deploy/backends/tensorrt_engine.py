@@ -43,8 +43,7 @@ from typing import Any
 import numpy as np
 
 from angio_deploy.errors import BackendUnavailableError
-
-from ._hash import sha256_file
+from angio_deploy.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from angio_deploy.backends._hash import file_key, sha256_file
 from angio_deploy.errors import EX_SOFTWARE, AngioDeployError
+from angio_deploy.hashing import file_key, sha256_file
 
 MANIFEST_FORMAT = "angio-models/1"
 MANIFEST_NAME = "manifest.json"

@@ -11,7 +11,7 @@ So this stage reads exactly that. For every ring and view:
 - the ring's own vertices projected onto that line give MI's two edges ``lo`` < 0 < ``hi``
   (crop pixels from the projected centre) and its projected radius r = (hi - lo) / 2;
 - both crop channels (standardised image, segmenter probability: the encoder input of
-  :func:`angio_deploy.pipeline.sr.encoder_input`) are sampled at
+  :func:`angio_deploy.pipeline.features.encoder_input`) are sampled at
   :data:`PROFILE_OFFSETS` x r along the line (the native bilinear kernel).
 
 Features per ring (:data:`N_FEATURES`): per view the two profiles, r and (lo + hi) / 2r,
@@ -39,6 +39,7 @@ from scipy import ndimage
 
 from angio_deploy import kernels
 
+from .features import CHANNELS, encoder_input
 from .mi import N_AROUND, MIResult, Progress
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,6 @@ def refined_mesh(
 def feature_layout() -> dict[str, Any]:
     """What the features are, as the model's manifest entry records it (``input``): the
     export writes it and :class:`ProfileRefiner` refuses a model recorded otherwise."""
-    from .sr import CHANNELS  # sr imports this module
 
     return {
         "shape": ["R", N_FEATURES],
@@ -268,8 +268,6 @@ class ProfileRefiner:
 
     def refine(self, mi: MIResult, progress: Progress | None = None) -> MIResult:
         """The MI result with corrected rings (vertices, centreline, radii)."""
-        from .sr import encoder_input
-
         t0 = time.perf_counter()
         rp = ring_profiles(
             [encoder_input(vr) for vr in mi.views],

@@ -27,63 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from angio_deploy import kernels
-from angio_deploy.geometry import NormalisedFrame
-
-from .crop import normalize_crop
-from .mi import N_AROUND, MIResult, Progress, ViewResult
+from .features import CHANNELS, encoder_input, ring_summary, sr_frame, vertex_features
+from .mi import MIResult, Progress
 from .profile import PROFILE, ProfileRefiner
 
 log = logging.getLogger(__name__)
 
 ENCODER = "sr_encoder"
 GCN = "sr_gcn"
-#: Encoder input channels, in order (recorded in the model manifest as input.channels).
-CHANNELS = ("image", "probability")
-
-
-def encoder_input(vr: ViewResult, channels: tuple[str, ...] = CHANNELS) -> np.ndarray:
-    """(C, height, width) float32 encoder input of one view from its MI crop."""
-    planes = []
-    for ch in channels:
-        if ch == "image":
-            planes.append(normalize_crop(vr.crop.warp(vr.view.image)))
-        elif ch == "probability":
-            planes.append(np.asarray(vr.prob, dtype=np.float32))
-        else:
-            raise ValueError(f"unknown encoder input channel {ch!r}")
-    return np.stack(planes).astype(np.float32)
-
-
-def sr_frame(vertices: np.ndarray, reference: np.ndarray) -> NormalisedFrame:
-    """The normalised frame of an MI mesh, roll fixed by view A's direction."""
-    return NormalisedFrame.from_ring_mesh(vertices, N_AROUND, roll_reference=reference)
-
-
-def vertex_features(
-    maps: list[list[np.ndarray]],
-    crop_projections: list[np.ndarray],
-    crop_size: tuple[int, int],
-    vertices: np.ndarray,
-    frame: NormalisedFrame,
-) -> np.ndarray:
-    """(N, 483) float32: per view, bilinear samples of its maps [(Hk, Wk, Ck)] at the
-    vertices' crop pixels (projection ``crop_projections[v]``, crop ``(width, height)``),
-    then the vertices' normalised coordinates."""
-    W, H = crop_size
-    parts = []
-    for view_maps, Pc in zip(maps, crop_projections, strict=True):
-        uv = kernels.project(Pc, vertices)
-        parts.append(kernels.sample_bilinear(view_maps, uv, W, H).astype(np.float32))
-    parts.append(frame.to_frame(vertices).astype(np.float32))
-    return np.concatenate(parts, axis=1)
-
-
-def ring_summary(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ring centres (R, 3) mm and mean radii (R,) mm of a ring mesh."""
-    rings = vertices.reshape(-1, N_AROUND, 3)
-    centres = rings.mean(axis=1)
-    return centres, np.linalg.norm(rings - centres[:, None], axis=2).mean(axis=1)
 
 
 class SurfaceRefiner:

@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from .session import SessionConfig, get_session
+from angio_deploy.backends import SessionConfig, get_session
+
+from . import load_manifest, verify
 
 #: Free input dimensions as the pipeline fills them, by model role: the segmenter sees
 #: both views and their flips (4 crops), the SR encoder both views, the ring-profile
@@ -43,7 +45,6 @@ def prepare_models(
     """One row per manifest model: name, role, sha256, provider used, input shapes, load
     time, first and second run times (seconds). Raises ModelFileError (missing or altered
     file) or BackendUnavailableError (a provider requested explicitly is missing)."""
-    from angio_deploy.models import load_manifest, verify
 
     rows = []
     for entry in load_manifest(folder).models:

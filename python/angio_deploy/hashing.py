@@ -1,4 +1,5 @@
-"""sha256 of model files, computed once per (path, size, mtime) and shared by all callers."""
+"""sha256 of files (models, checkpoints), computed once per (path, size, mtime) and shared
+by every caller: the runtime's model checks, the exporters and the training checkpoints."""
 
 from __future__ import annotations
 
