@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-N_AROUND = 60
+from angio_deploy.topology import N_AROUND
+
 # The training package lives at the repository root, beside tools/.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -98,8 +99,8 @@ def variants(args) -> None:
     from training.surface.profile import case_profiles
 
     from angio_deploy.metrics.surface import point_mesh_distance
-    from angio_deploy.pipeline.mi import ring_faces
     from angio_deploy.pipeline.profile import refined_mesh, ring_profiles
+    from angio_deploy.topology import ring_faces
 
     net, cache, faces = _net(args.ckpt), _val(args.data), ring_faces()
     steps = {

@@ -131,7 +131,7 @@ def surface_target(mi: np.ndarray, truth: np.ndarray) -> np.ndarray:
     nearest surface point keeps MI's parametrisation and asks only for the surface.
     """
     from angio_deploy.metrics.surface import closest_points
-    from angio_deploy.pipeline.mi import N_AROUND, ring_faces
+    from angio_deploy.topology import N_AROUND, ring_faces
 
     faces = ring_faces(len(truth) // N_AROUND, N_AROUND)
     return closest_points(mi, truth, faces)[1].astype(np.float32)

@@ -27,7 +27,6 @@ import torch
 from torch import nn
 
 from angio_deploy.metrics.surface import point_mesh_distance
-from angio_deploy.pipeline.mi import N_AROUND, ring_faces
 from angio_deploy.pipeline.profile import (
     CONTEXT,
     N_CHANNELS,
@@ -40,6 +39,7 @@ from angio_deploy.pipeline.profile import (
     ring_edges,
     ring_profiles,
 )
+from angio_deploy.topology import N_AROUND, ring_faces
 
 from .data import SRCache
 

@@ -14,10 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from angio_deploy.pipeline.mi import ring_faces
-
-N_RINGS = 100
-N_AROUND = 60
+from angio_deploy.topology import N_AROUND, N_RINGS, ring_faces
 
 
 @dataclass(frozen=True)

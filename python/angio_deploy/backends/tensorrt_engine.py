@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,6 +43,7 @@ import numpy as np
 
 from angio_deploy.errors import BackendUnavailableError
 from angio_deploy.hashing import sha256_file
+from angio_deploy.io.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -154,10 +154,7 @@ def build_engine(
     if serialized is None:
         raise RuntimeError(f"{onnx_path}: TensorRT engine build failed (see the log above)")
     engine_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = engine_path.with_name(engine_path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(memoryview(serialized))
-    os.replace(tmp, engine_path)
+    atomic_write_bytes(engine_path, bytes(memoryview(serialized)))
     sidecar = {
         "onnx": str(onnx_path),
         "onnx_sha256": sha256_file(onnx_path),

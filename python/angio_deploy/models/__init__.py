@@ -44,6 +44,7 @@ from typing import Any
 
 from angio_deploy.errors import EX_SOFTWARE, AngioDeployError
 from angio_deploy.hashing import file_key, sha256_file
+from angio_deploy.io.atomic import atomic_write_text
 
 MANIFEST_FORMAT = "angio-models/1"
 MANIFEST_NAME = "manifest.json"
@@ -244,9 +245,7 @@ def register_model(
         **extra,
     }
     doc["models"] = [m for m in doc.get("models", []) if m.get("name") != name] + [raw]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
     return _entry(raw, folder, str(path))
 
 

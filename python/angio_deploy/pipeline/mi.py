@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ from scipy.stats import chi2
 from angio_deploy import kernels
 from angio_deploy.geometry import ViewGeometry, separation_angle_deg
 from angio_deploy.io.case import Case, CaseView, SegmentPoints
+from angio_deploy.topology import N_AROUND, N_RINGS, ring_faces
 
 from .centreline2d import Centreline2D, arc_lengths, extract_centreline
 from .crop import SoiCrop
@@ -39,8 +39,6 @@ from .segmenters import Segmenter
 
 log = logging.getLogger(__name__)
 
-N_RINGS = 100
-N_AROUND = 60
 #: Gaussian smoothing of the ring radii along the centreline (rings).
 RADIUS_SMOOTH_RINGS = 1.0
 
@@ -96,18 +94,6 @@ class MIResult:
     low_confidence: np.ndarray | None = None
     #: (N_RINGS,) 95 % bound of each ring's 3D position, mm (position_uncertainty).
     uncertainty_mm: np.ndarray | None = None
-
-
-@lru_cache(maxsize=8)
-def ring_faces(n_rings: int = N_RINGS, n_around: int = N_AROUND, caps: bool = False) -> np.ndarray:
-    """Triangles (F, 3) of an ``n_rings`` x ``n_around`` ring mesh in tube_mesh's vertex
-    order; ``caps`` adds the flat end caps (no extra vertices). They depend on the counts
-    only, so every mesh of the product shares them (read-only)."""
-    c = np.zeros((n_rings, 3))
-    c[:, 2] = np.arange(n_rings, dtype=np.float64)
-    _, faces = kernels.tube_mesh(c, np.ones(n_rings), n_around=n_around, caps=caps)
-    faces.setflags(write=False)
-    return faces
 
 
 def _timed(timings: dict[str, float], name: str, progress: Progress | None, t0: float) -> float:

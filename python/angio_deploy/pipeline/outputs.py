@@ -9,7 +9,6 @@ overlay_a.png / overlay_b.png (each view with the reprojected mesh outline in re
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from angio_deploy import kernels
 from angio_deploy.errors import OutputError
 from angio_deploy.io.atomic import atomic_output_dir, atomic_write_text
 from angio_deploy.io.centreline_csv import write_centreline_csv
+from angio_deploy.io.jsonio import dumps
 from angio_deploy.io.mesh_io import write_centreline_vtp, write_ply, write_stl
 from angio_deploy.io.output_dir import check_output_dir
 
@@ -109,17 +109,4 @@ def _write(out_dir: Path, result: MIResult, report: dict[str, Any], case_dir) ->
             ov = overlay(vr.view.image, sil, g.project(result.centreline_mm))
             # Fast zlib level: the overlays are for eyes, and level 6 cost ~0.1 s each.
             ov.save(tmp / f"overlay_{vr.view.name}.png", compress_level=1)
-        (tmp / "report.json").write_text(
-            json.dumps(report, indent=2, sort_keys=True, default=_json_default) + "\n",
-            encoding="utf-8",
-        )
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+        atomic_write_text(tmp / "report.json", dumps(report))

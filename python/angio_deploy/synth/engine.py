@@ -8,7 +8,6 @@ seed, seed + 1, ..., seed + count - 1 as folders ``case_<seed>``.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -25,6 +24,7 @@ from scipy.spatial import cKDTree
 from angio_deploy._version import __version__
 from angio_deploy.errors import InputError
 from angio_deploy.geometry import ViewGeometry
+from angio_deploy.io.jsonio import dumps
 
 from .anatomy import generate_anatomy
 from .model import Anatomy, SegmentOfInterest, Vessel
@@ -267,18 +267,6 @@ def _meta(case: SynthCase, params_all, rendered) -> dict[str, Any]:
     }
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
-
-
 def write_case(case: SynthCase, case_dir: str | Path) -> Path:
     """Write a case folder (CASE_FORMAT.md) with truth/, atomically; returns its path."""
     from PIL import Image
@@ -306,7 +294,7 @@ def write_case(case: SynthCase, case_dir: str | Path) -> Path:
         doc: dict[str, Any] = {"format": "angio-case/1", "id": case.case_id, "views": views}
         if case.side_points:
             doc["side_branches"] = [{"views": pv} for pv in case.side_points]
-        (tmp / "case.json").write_text(_dumps(doc), encoding="utf-8")
+        (tmp / "case.json").write_text(dumps(doc), encoding="utf-8")
 
         truth = tmp / "truth"
         truth.mkdir()
@@ -326,7 +314,7 @@ def write_case(case: SynthCase, case_dir: str | Path) -> Path:
             write_ply(truth / "mesh_joined.ply", *joined)
             for j, r in enumerate(case.side_rings):
                 write_ply(truth / f"side_{j}.ply", *ring_mesh(r, reference=ref))
-        (truth / "meta.json").write_text(_dumps(case.meta), encoding="utf-8")
+        (truth / "meta.json").write_text(dumps(case.meta), encoding="utf-8")
     return case_dir
 
 

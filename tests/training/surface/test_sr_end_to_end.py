@@ -42,7 +42,7 @@ def test_cache_holds_mi_inputs_and_truth(sr_data) -> None:
     # The surface target: on the truth surface, and no farther from each MI vertex than
     # the truth vertex of the same index (it is the nearest surface point).
     from angio_deploy.metrics import point_mesh_distance
-    from angio_deploy.pipeline.mi import ring_faces
+    from angio_deploy.topology import ring_faces
 
     tgt = s["truth_surface"].astype(np.float64)
     assert tgt.shape == (6000, 3)
