@@ -19,7 +19,7 @@ from pydicom.uid import JPEGLSLossless
 from angio_deploy import kernels
 from angio_deploy.geometry import ViewGeometry
 from angio_deploy.io.centreline_csv import write_centreline_csv
-from angio_deploy.io.dicom_xa import write_xa
+from angio_deploy.io.dicom.writer import write_xa
 from angio_deploy.io.mesh_io import write_ply
 
 SEED = 20261123

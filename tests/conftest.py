@@ -75,7 +75,7 @@ def png_case(tmp_path: Path) -> Callable[..., Path]:
 def dicom_case(tmp_path: Path) -> Callable[..., Path]:
     """Factory: a valid two-view XA DICOM case; ``metadata`` edits view A's tags."""
     from angio_deploy.geometry import ViewGeometry
-    from angio_deploy.io.dicom_xa import write_xa
+    from angio_deploy.io.dicom.writer import write_xa
 
     def make(metadata: dict[str, Any] | None = None, frames: int = 1, **edits: Any) -> Path:
         case = tmp_path / "dcase"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from angio_deploy.io.dicom_xa import read_xa_frames
+from angio_deploy.io.dicom.reader import read_xa_frames
 from angio_deploy.synth.engine import GENERATOR_VERSION, generate_case
 from angio_deploy.synth.realism import image_statistics
 from angio_deploy.synth.views import ViewSpec

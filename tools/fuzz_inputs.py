@@ -72,7 +72,7 @@ def base_cases(root: Path) -> tuple[Path, Path]:
     from PIL import Image
 
     from angio_deploy.geometry import ViewGeometry
-    from angio_deploy.io.dicom_xa import write_xa
+    from angio_deploy.io.dicom.writer import write_xa
 
     soi = {"start": [20.0, 64.0], "end": [108.0, 63.0]}
     angles = ((30.0, 20.0), (-30.0, 25.0))

@@ -171,7 +171,7 @@ def test_collimation_gives_dark_soft_edges_like_real_systems():
     assert v.image[:15, 60:-40].mean() < 0.1
     phantom = SHARED / "real_xa" / "phantom_rao26_cau33.dcm"
     if phantom.exists():  # the real GE files: blocked border dark (MONOCHROME2)
-        from angio_deploy.io.dicom_xa import read_xa_frames
+        from angio_deploy.io.dicom.reader import read_xa_frames
 
         fr = read_xa_frames(phantom)[0]
         assert fr[:, :4].mean() < 0.1 < np.median(fr[64:-64, 64:-64])

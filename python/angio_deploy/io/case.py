@@ -431,7 +431,7 @@ def _load_view(ctx: _Ctx, case_dir: Path, view: Any, index: int) -> CaseView:
         soi = _segment(ctx, soi_obj, f"{where}.soi", w, h)
         return CaseView(name, path, "image", image, geometry, soi)
 
-    from .dicom_xa import read_xa
+    from .dicom.reader import read_xa
 
     if path.suffix.lower() not in DICOM_SUFFIXES:
         ctx.warn(f"{where}.image: {path.name!r} has no image suffix; reading it as DICOM")

@@ -273,7 +273,7 @@ def write_case(case: SynthCase, case_dir: str | Path) -> Path:
 
     from angio_deploy.io.atomic import atomic_output_dir
     from angio_deploy.io.centreline_csv import write_centreline_csv
-    from angio_deploy.io.dicom_xa import write_xa
+    from angio_deploy.io.dicom.writer import write_xa
     from angio_deploy.io.mesh_io import write_ply
 
     case_dir = Path(case_dir)
