@@ -110,3 +110,8 @@ def _write(out_dir: Path, result: MIResult, report: dict[str, Any], case_dir) ->
             # Fast zlib level: the overlays are for eyes, and level 6 cost ~0.1 s each.
             ov.save(tmp / f"overlay_{vr.view.name}.png", compress_level=1)
         atomic_write_text(tmp / "report.json", dumps(report))
+        from angio_deploy.report_html import MeshLayer, write_report_html
+
+        # Last: report.html embeds the figures written above (overlay_*, diameter_*).
+        d_mm = np.repeat(2.0 * np.asarray(result.radius_mm), N_AROUND)  # ring-major vertices
+        write_report_html(tmp, report, [MeshLayer("main", result.vertices, result.faces, d_mm)])
