@@ -1,4 +1,4 @@
-"""Torch-free inference: ONNX Runtime sessions and (on NVIDIA machines) TensorRT engines.
+"""Torch-free inference: ONNX Runtime sessions, on NVIDIA machines through TensorRT.
 
     from angio_deploy.backends import get_session
     seg = get_session("segmenter.onnx")            # provider "auto": TensorRT > CUDA > CPU
@@ -8,13 +8,17 @@
 - :mod:`.providers`: provider choice by what the machine has; an explicit request for a
   missing provider raises :class:`~angio_deploy.errors.BackendUnavailableError` (exit 69).
 - :mod:`.session`: :class:`SessionConfig`, :class:`ModelSession`, the session cache.
-- :mod:`.tensorrt_engine`: build/run serialized TensorRT engines (TensorRT 10 API).
-- :mod:`.prepare`: ``angio-deploy build-engines``: verify and run every shipped model
-  once at the pipeline's shapes (on NVIDIA machines this builds and caches the TensorRT
-  execution provider's engines ahead of the first case).
 
-Nothing here imports torch, and onnxruntime / tensorrt / cuda-python are imported only
-when a session or engine is created, so ``import angio_deploy.backends`` stays light.
+TensorRT has one path: ONNX Runtime's TensorRT execution provider, behind the same
+:class:`ModelSession` as the CPU and CUDA providers. It builds an engine per input shape
+on first use and caches it (``SessionConfig.trt_cache_dir``);
+:func:`angio_deploy.models.prepare.prepare_models` (``angio-deploy build-engines``) runs
+every shipped model once at the pipeline's shapes with the same settings, so the engines
+the pipeline needs are built and cached before the first case. **Not yet run on a GPU**
+(the development machines have none; tests fake the provider).
+
+Nothing here imports torch, and onnxruntime is imported only when a session is created,
+so ``import angio_deploy.backends`` stays light.
 """
 
 from __future__ import annotations
