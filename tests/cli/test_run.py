@@ -38,6 +38,7 @@ def test_run_writes_every_output(example, capsys) -> None:
         "overlay_a.png",
         "overlay_b.png",
         "qca.csv",
+        "report.html",
         "report.json",
     ]
     v, f, data = read_ply(out / "mesh.ply")
