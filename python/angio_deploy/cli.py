@@ -179,19 +179,42 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"\r{done}/{total} {name}", end="" if done < total else "\n", file=sys.stderr)
 
-    rec = Reconstructor(
-        args.segmenter, provider=args.provider, surface=False if args.no_refine else None
-    )
-    res = evaluate_cases(
-        args.cases_dir,
-        rec,
-        refine_geometry=not args.no_geometry_refinement,
-        refine_surface=not args.no_refine,
-        true_geometry=args.true_geometry,
-        out_root=args.out_root,
-        limit=args.limit,
-        progress=progress,
-    )
+    if args.workers or args.scheduler:
+        from .batch import BatchOptions
+        from .evaluate import evaluate_cohort
+
+        _quiet_dask(args)
+
+        options = BatchOptions(
+            segmenter=args.segmenter,
+            provider=args.provider,
+            refine_geometry=not args.no_geometry_refinement,
+            refine_surface=not args.no_refine,
+        )
+        res = evaluate_cohort(
+            args.cases_dir,
+            options,
+            workers=args.workers or None,
+            scheduler=args.scheduler,
+            true_geometry=args.true_geometry,
+            out_root=args.out_root,
+            limit=args.limit,
+            progress=progress,
+        )
+    else:
+        rec = Reconstructor(
+            args.segmenter, provider=args.provider, surface=False if args.no_refine else None
+        )
+        res = evaluate_cases(
+            args.cases_dir,
+            rec,
+            refine_geometry=not args.no_geometry_refinement,
+            refine_surface=not args.no_refine,
+            true_geometry=args.true_geometry,
+            out_root=args.out_root,
+            limit=args.limit,
+            progress=progress,
+        )
     summ = res["summary"]
     print(f"{res['n_cases']} cases, {res['failed']} failed")
     print(f"{'metric':<12} {'mean':>9} {'median':>9} {'p95':>9} {'n':>5}")
@@ -209,7 +232,71 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
             w.writeheader()
             w.writerows(res["cases"])
-    return EX_OK
+    # A case that hit a bug is recorded and the rest went on; the status still says so.
+    return EX_SOFTWARE if any(r.get("exit_code") == EX_SOFTWARE for r in res["cases"]) else EX_OK
+
+
+def _quiet_dask(args: argparse.Namespace) -> None:
+    # Dask's own INFO lines (scheduler start, worker registration) are noise here; its
+    # warnings (a worker died and was restarted) are not. --debug shows everything. Its
+    # import sets its loggers' levels, so the level is set after it.
+    try:
+        import distributed  # noqa: F401
+    except ImportError:  # run_batch says what to install
+        return
+    logging.getLogger("distributed").setLevel(logging.DEBUG if args.debug else logging.WARNING)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import BatchOptions, run_batch
+    from .errors import EX_USAGE
+
+    for flag, value, least in (("--workers", args.workers, 0), ("--threads", args.threads, 1)):
+        if value is not None and value < least:
+            print(f"{PROG}: error: {flag} must be >= {least}, got {value}", file=sys.stderr)
+            return EX_USAGE
+    _quiet_dask(args)
+
+    def progress(done: int, total: int, record: dict[str, Any]) -> None:
+        if args.quiet:
+            return
+        width = 30
+        fill = width * done // max(total, 1)
+        bar = "#" * fill + "." * (width - fill)
+        end = "" if done < total else "\n"
+        line = f"\r[{bar}] {done}/{total} {record['status']:<7} {record['case'][-40:]:<40}"
+        print(line, end=end, file=sys.stderr, flush=True)
+
+    options = BatchOptions(
+        segmenter=args.segmenter,
+        provider=args.provider,
+        refine_geometry=not args.no_geometry_refinement,
+        refine_surface=not args.no_refine,
+        force=args.force,
+        intra_op_threads=args.threads,
+    )
+    res = run_batch(
+        args.cases_dir,
+        args.out_root,
+        options,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        resume=not args.redo,
+        limit=args.limit,
+        progress=progress,
+    )
+    c = res.counts
+    print(
+        f"{len(res.records)} cases: {c['ok']} ok, {c['failed']} failed, {c['skipped']} skipped "
+        f"in {res.wall_s:.1f} s ({res.engine}); summary in {args.out_root}"
+    )
+    for r in res.records:
+        if r["status"] == "failed":
+            print(
+                f"failed: {r['case']}: exit {r['exit_code']}: {r['error_type']}: {r['error']}",
+                file=sys.stderr,
+            )
+    return res.exit_code
 
 
 def _cmd_build_engines(args: argparse.Namespace) -> int:
@@ -296,7 +383,57 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out-root", metavar="DIR", help="write outputs here, not CASE/out")
     ev.add_argument("--limit", type=int, help="only the first N cases")
     ev.add_argument("-q", "--quiet", action="store_true")
+    ev_where = ev.add_mutually_exclusive_group()
+    ev_where.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run on Dask with N local worker processes (default 0: one after another here)",
+    )
+    ev_where.add_argument(
+        "--scheduler", metavar="ADDRESS", help="run on an existing Dask scheduler"
+    )
     ev.set_defaults(func=_cmd_evaluate)
+
+    ba = sub.add_parser(
+        "batch",
+        help="reconstruct every case folder under CASES_DIR on Dask (resumable)",
+        description=(
+            "Every case folder (with case.json) under CASES_DIR into OUT_ROOT/<its relative "
+            "path>, on a Dask LocalCluster or an existing scheduler. Cases with a complete "
+            "result are skipped. Writes summary.json and summary.csv in OUT_ROOT. Exit 0 "
+            "when every case is ok or skipped, 70 when a case hit an internal error, else "
+            "the failed cases' exit code (65 when they differ)."
+        ),
+    )
+    ba.add_argument("cases_dir", metavar="CASES_DIR")
+    ba.add_argument("--out-root", metavar="DIR", required=True, help="results and summary")
+    ba_where = ba.add_mutually_exclusive_group()
+    ba_where.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="local worker processes (default: one per usable core; 0: no Dask, here)",
+    )
+    ba_where.add_argument(
+        "--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786"
+    )
+    ba.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="ONNX Runtime threads per worker (default: the cores divided among the workers)",
+    )
+    ba.add_argument("--redo", action="store_true", help="reconstruct cases that have a result")
+    ba.add_argument("--limit", type=int, help="only the first N cases")
+    ba.add_argument("--no-refine", action="store_true", help="mesh initialisation only")
+    ba.add_argument("--no-geometry-refinement", action="store_true")
+    ba.add_argument("--force", action="store_true", help="write obviously wrong results too")
+    ba.add_argument("--segmenter", choices=("network", "frangi"), default="network")
+    ba.add_argument("--provider", default="auto")
+    ba.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ba.set_defaults(func=_cmd_batch)
 
     be = sub.add_parser(
         "build-engines",

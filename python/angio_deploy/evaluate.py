@@ -6,6 +6,11 @@ case that fails (vessel not found, ...) gets a row with its error and no metrics
 summary counts it. ``true_geometry`` reconstructs with the true view geometry from
 truth/meta.json instead of the DICOM headers: a diagnostic that separates calibration
 error (unobservable in part, docs/DATASET.md) from reconstruction error.
+
+Both ways of running it share the batch engine's per-case code (:mod:`angio_deploy.batch`):
+:func:`evaluate_cases` one case after another in this process with a given Reconstructor,
+:func:`evaluate_cohort` on Dask (``evaluate --workers N`` / ``--scheduler``), each case
+reconstructed and scored on a worker. The rows are the same either way.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from typing import Any
 import numpy as np
 
 from .api import Reconstructor
-from .errors import AngioDeployError, InputNotFoundError, OutputError
+from .batch.cases import BatchOptions, find_case_dirs
+from .batch.engine import plan_jobs, run_batch
+from .batch.worker import process_case
+from .errors import OutputError
 from .geometry import ViewGeometry
-from .io.case import Case, load_case
-from .io.output_dir import check_output_dir
+from .io.case import Case
 from .metrics import evaluate_case, summarize
 
 log = logging.getLogger(__name__)
@@ -31,11 +38,7 @@ log = logging.getLogger(__name__)
 
 def find_cases(cases_dir: str | Path) -> list[Path]:
     """Case folders (holding case.json and truth/) under ``cases_dir``, sorted."""
-    root = Path(cases_dir)
-    if not root.is_dir():
-        raise InputNotFoundError("cases folder does not exist", source=str(root))
-    found = sorted(p.parent for p in root.rglob("case.json") if (p.parent / "truth").is_dir())
-    return found
+    return find_case_dirs(cases_dir, require_truth=True)
 
 
 def with_true_geometry(case: Case) -> Case:
@@ -49,12 +52,29 @@ def with_true_geometry(case: Case) -> Case:
     return dataclasses.replace(case, views=tuple(views))
 
 
-def _out_dir(root: Path, case_dir: Path, out_root: str | Path | None) -> Path:
-    """CASE/out, or the case's path relative to the cases folder under ``out_root`` (so
-    two cases of one name in different subfolders do not share a result folder)."""
-    if out_root is None:
-        return case_dir / "out"
-    return Path(out_root) / case_dir.relative_to(root)
+def score_against_truth(case_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """METRICS.md scores of the result in ``out_dir`` against ``case_dir/truth`` (the
+    per-case step of evaluate, run on the worker that reconstructed the case)."""
+    return evaluate_case(out_dir, Path(case_dir) / "truth")
+
+
+def _row(record: dict[str, Any], case_dir_name: str) -> dict[str, Any]:
+    """evaluate's row of a case from its batch record: the scores and time, or the error."""
+    row: dict[str, Any] = {"case": case_dir_name}
+    if record["status"] == "ok":
+        row.update(record.get("scores") or {})
+        row["case"] = case_dir_name
+        row["time_s"] = record["reconstruct_s"]
+    else:
+        row["error"] = record["error"]
+        row["error_type"] = record["error_type"]
+        row["exit_code"] = record["exit_code"]
+    return row
+
+
+def _result(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    failed = sum("error" in r for r in rows)
+    return {"cases": rows, "summary": summarize(rows), "n_cases": len(rows), "failed": failed}
 
 
 def evaluate_cases(
@@ -68,37 +88,63 @@ def evaluate_cases(
     limit: int | None = None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> dict[str, Any]:
-    """Reconstruct and score every case -> {"cases": [rows], "summary": {...}, "failed": n}."""
-    cases = find_cases(cases_dir)[:limit]
-    root = Path(cases_dir)
-    if out_root is not None:
-        # Refuse the whole cohort up front: an out_root that is the cases folder would
-        # put results over case folders (CASE_FORMAT.md, "Output").
-        for case_dir in cases:
-            check_output_dir(_out_dir(root, case_dir, out_root), case_dir=case_dir)
+    """Reconstruct and score every case in this process with ``reconstructor``, one after
+    another -> {"cases": [rows], "summary": {...}, "n_cases": n, "failed": n}.
+
+    The per-case code is the batch engine's (:func:`~angio_deploy.batch.worker.process_case`):
+    a case that fails, on its input or on a bug, becomes a row with its error and the rest
+    go on; an output folder that cannot be written stops the cohort (OutputError)."""
+    options = BatchOptions(refine_geometry=refine_geometry, refine_surface=refine_surface)
+    jobs, _ = plan_jobs(
+        cases_dir,
+        out_root,
+        options,
+        resume=False,
+        limit=limit,
+        require_truth=True,
+        prepare=with_true_geometry if true_geometry else None,
+        score=score_against_truth,
+    )
     rows: list[dict[str, Any]] = []
-    for k, case_dir in enumerate(cases):
-        row: dict[str, Any] = {"case": case_dir.name}
-        try:
-            case = load_case(case_dir)
-            if true_geometry:
-                case = with_true_geometry(case)
-            result = reconstructor.reconstruct(
-                case, refine_geometry=refine_geometry, refine_surface=refine_surface
-            )
-            out = _out_dir(root, case_dir, out_root)
-            result.write(out)
-            row.update(evaluate_case(out, case_dir / "truth"))
-            row["case"] = case_dir.name
-            row["time_s"] = result.report["timings_s"]["total"]
-        except OutputError:
-            raise  # the output location, not the case: stop rather than fail every case
-        except AngioDeployError as exc:
-            row["error"] = str(exc)
-            log.warning("%s: %s", case_dir.name, exc)
-        rows.append(row)
+    for k, job in enumerate(jobs):
+        record = process_case(reconstructor, job, stop_on=(OutputError,))
+        rows.append(_row(record, Path(job.case_dir).name))
         if progress is not None:
-            progress(k + 1, len(cases), case_dir.name)
-    summary = summarize(rows)
-    failed = sum("error" in r for r in rows)
-    return {"cases": rows, "summary": summary, "n_cases": len(rows), "failed": failed}
+            progress(k + 1, len(jobs), Path(job.case_dir).name)
+    return _result(rows)
+
+
+def evaluate_cohort(
+    cases_dir: str | Path,
+    options: BatchOptions,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    true_geometry: bool = False,
+    out_root: str | Path | None = None,
+    limit: int | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> dict[str, Any]:
+    """:func:`evaluate_cases` on the batch engine (Dask: ``workers`` local processes or
+    an existing ``scheduler``): each case is reconstructed and scored on a worker with
+    that worker's models. The same rows as the sequential loop; every case is redone."""
+
+    def on_case(done: int, total: int, record: dict[str, Any]) -> None:
+        if progress is not None:
+            progress(done, total, Path(record["case"]).name)
+
+    res = run_batch(
+        cases_dir,
+        out_root,
+        options,
+        workers=workers,
+        scheduler=scheduler,
+        resume=False,
+        limit=limit,
+        require_truth=True,
+        prepare=with_true_geometry if true_geometry else None,
+        score=score_against_truth,
+        summary=False,
+        progress=on_case,
+    )
+    return _result([_row(r, Path(r["case"]).name) for r in res.records])
