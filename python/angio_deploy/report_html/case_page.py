@@ -74,33 +74,38 @@ def _script_json(obj: Any) -> str:
 
 
 def view_cameras(report: Mapping[str, Any], centre_mm: np.ndarray) -> list[dict[str, Any]]:
-    """For each view with a projection matrix: the direction from ``centre_mm`` (world mm)
-    to its X-ray source and the world direction that is "up" in its image (towards row 0),
-    so the 3D view can be turned to look at the vessel as that angiogram does."""
+    """For each view with a projection matrix: where to put the 3D view's eye so that the
+    vessel looks as in that angiogram -- ``direction`` (unit, world, from ``centre_mm``
+    towards the eye) and ``up`` (unit, world: towards image row 0).
+
+    The eye sits on the ray through the centre, on the side from which the image's column
+    axis points to the screen's right: angiograms are displayed as seen from the detector
+    side (patient's left on the right in an AP view), so the eye is usually opposite the
+    X-ray source, and the view is never a mirror image of the overlay.
+    """
     out = []
     c = np.append(np.asarray(centre_mm, dtype=np.float64), 1.0)
     for v in report.get("views") or []:
-        g = v.get("geometry_used") or v.get("geometry") or {}
+        g = _mapping(v.get("geometry_used") or v.get("geometry"))
         try:
             P = np.asarray(g["projection_matrix"], dtype=np.float64).reshape(3, 4)
             source = -np.linalg.solve(P[:, :3], P[:, 3])
         except (KeyError, TypeError, ValueError, np.linalg.LinAlgError):
             continue
-        to_eye = source - c[:3]
-        if not np.linalg.norm(to_eye) > 0:
-            continue
-        f = to_eye / np.linalg.norm(to_eye)
+        ray = source - c[:3]
         w = P[2] @ c
-        dv = (P[1, :3] - (P[1] @ c / w) * P[2, :3]) / w  # d(row)/dX at the centre
-        dv -= (dv @ f) * f
-        if not np.linalg.norm(dv) > 0:
+        if not (np.linalg.norm(ray) > 0 and abs(w) > 0):
             continue
+        f = ray / np.linalg.norm(ray)
+        # Gradients of the image coordinates (column u, row v) at the centre, across the ray.
+        du, dv = ((P[k, :3] - (P[k] @ c / w) * P[2, :3]) / w for k in (0, 1))
+        du, dv = du - (du @ f) * f, dv - (dv @ f) * f
+        if not (np.linalg.norm(du) > 0 and np.linalg.norm(dv) > 0):
+            continue
+        up = -dv / np.linalg.norm(dv)
+        eye = f if np.cross(-f, up) @ du > 0 else -f  # screen right = forward x up
         out.append(
-            {
-                "name": str(v.get("name", len(out))),
-                "direction": f.tolist(),
-                "up": (-dv / np.linalg.norm(dv)).tolist(),
-            }
+            {"name": str(v.get("name", len(out))), "direction": eye.tolist(), "up": up.tolist()}
         )
     return out
 
@@ -420,7 +425,7 @@ def render_report_html(
             f'<script type="module">{_asset("viewer.js")}</script>'
         )
     style = (
-        "<style>#viewer { height: 520px; background: #1f2933; border-radius: 4px; "
+        "<style>#viewer { height: 520px; background: #1f2933; "
         "position: relative; overflow: hidden; } #viewer canvas { display: block; } "
         ".viewer-failed { color: #eee; padding: 16px; } .viewer-bar { margin: 6px 0; } "
         ".viewer-bar button { margin-right: 6px; } .viewer-bar label { margin-left: 12px; } "
