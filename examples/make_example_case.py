@@ -17,6 +17,7 @@ import numpy as np
 from pydicom.uid import JPEGLSLossless
 
 from angio_deploy import kernels
+from angio_deploy.curves import arc_lengths
 from angio_deploy.geometry import ViewGeometry
 from angio_deploy.io.centreline_csv import write_centreline_csv
 from angio_deploy.io.dicom.writer import write_xa
@@ -54,8 +55,7 @@ def radius_profile(s: np.ndarray) -> np.ndarray:
 
 
 def resample(points: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
-    s = np.concatenate([[0.0], np.cumsum(seg)])
+    s = arc_lengths(points)
     t = np.linspace(0.0, s[-1], n)
     out = np.stack([np.interp(t, s, points[:, k]) for k in range(3)], axis=1)
     return out, t / s[-1]

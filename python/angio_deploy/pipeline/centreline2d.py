@@ -28,6 +28,7 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from angio_deploy.curves import arc_lengths
 from angio_deploy.errors import InputError
 
 THRESHOLD = 0.5
@@ -182,8 +183,7 @@ def _smooth(points: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _resample(points: np.ndarray, step: float) -> np.ndarray:
-    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
-    s = np.concatenate([[0.0], np.cumsum(seg)])
+    s = arc_lengths(points)
     n = max(2, int(np.ceil(s[-1] / step)) + 1)
     t = np.linspace(0.0, s[-1], n)
     return np.stack([np.interp(t, s, points[:, k]) for k in range(2)], axis=1)
@@ -209,11 +209,6 @@ def _edges(
         d = np.where(first == 0, 0.0, d)
         out.append(d)
     return out[0], out[1]
-
-
-def arc_lengths(points: np.ndarray) -> np.ndarray:
-    """Cumulative arc length (K,) along a polyline (K, D), starting at 0 (its units)."""
-    return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
 
 
 def _place_start(xy: np.ndarray, click: np.ndarray, step: float) -> tuple[np.ndarray, float]:

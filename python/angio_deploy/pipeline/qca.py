@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from angio_deploy.curves import arc_lengths
 from angio_deploy.geometry import ViewGeometry
 
 #: Rings narrower than the reference fit by more than this share are treated as lesion.
@@ -119,9 +120,9 @@ class BranchQCA:
 
 
 def arc_length_mm(points: np.ndarray) -> np.ndarray:
-    """Cumulative arc length (N,) mm of a polyline (N, 3) mm, 0 at its first point."""
-    steps = np.linalg.norm(np.diff(np.asarray(points, dtype=np.float64), axis=0), axis=1)
-    return np.concatenate([[0.0], np.cumsum(steps)])
+    """Cumulative arc length (N,) mm of a polyline (N, 3) mm, 0 at its first point (in
+    float64 whatever the input type; :func:`angio_deploy.curves.arc_lengths`)."""
+    return arc_lengths(np.asarray(points, dtype=np.float64))
 
 
 def reference_diameter(arc_mm: np.ndarray, diameter_mm: np.ndarray) -> np.ndarray:

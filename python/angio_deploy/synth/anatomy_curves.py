@@ -14,6 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.interpolate import CubicSpline
 
+# The one home of arc length; the synthetic anatomy's modules know it as ``arclength``.
+from angio_deploy.curves import arc_lengths as arclength
+from angio_deploy.curves import rotation_minimising_normals
+
 from .anatomy_heart import Heart, unit
 
 
@@ -32,12 +36,6 @@ def smooth_noise(
     w = rng.uniform(0.5, 1.0, size=n_terms)
     out = np.sin(2.0 * np.pi * np.asarray(s)[..., None] / lam + phase) @ w
     return amplitude * out / w.sum()
-
-
-def arclength(points: np.ndarray) -> np.ndarray:
-    """Cumulative arc length (M,) mm of a polyline (M, 3)."""
-    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
-    return np.concatenate([[0.0], np.cumsum(seg)])
 
 
 def resample_polyline(points: np.ndarray, spacing_mm: float) -> np.ndarray:
@@ -87,31 +85,20 @@ def rotation_minimizing_normals(
 ) -> np.ndarray:
     """Unit normals (M, 3) perpendicular to the tangent, transported without twist.
 
-    Double-reflection method (Wang et al. 2008) on every ``stride``-th sample, linearly
-    interpolated and re-orthogonalised in between (the frame varies slowly, so this is
-    accurate to well below a degree at 0.5 mm spacing).
+    Double-reflection method (Wang et al. 2008,
+    :func:`angio_deploy.curves.rotation_minimising_normals`) on every ``stride``-th sample,
+    linearly interpolated and re-orthogonalised in between (the frame varies slowly, so
+    this is accurate to well below a degree at 0.5 mm spacing).
     """
     tan = tangents(points)
     idx = np.unique(np.concatenate([np.arange(0, len(points), stride), [len(points) - 1]]))
-    x = points[idx].tolist()
-    t = tan[idx].tolist()
     r0 = start_normal - (start_normal @ tan[0]) * tan[0]
-    r = [(r0 / np.linalg.norm(r0)).tolist()]
-    for j in range(len(idx) - 1):
-        v1 = [x[j + 1][k] - x[j][k] for k in range(3)]
-        c1 = sum(v * v for v in v1)
-        rj, tj, tn = r[j], t[j], t[j + 1]
-        a = 2.0 / c1 * sum(v1[k] * rj[k] for k in range(3))
-        rl = [rj[k] - a * v1[k] for k in range(3)]
-        b = 2.0 / c1 * sum(v1[k] * tj[k] for k in range(3))
-        tl = [tj[k] - b * v1[k] for k in range(3)]
-        v2 = [tn[k] - tl[k] for k in range(3)]
-        c2 = sum(v * v for v in v2)
-        if c2 < 1e-18:
-            r.append(rl)
-            continue
-        d = 2.0 / c2 * sum(v2[k] * rl[k] for k in range(3))
-        r.append([rl[k] - d * v2[k] for k in range(3)])
+    r = rotation_minimising_normals(
+        points[idx].tolist(),
+        tan[idx].tolist(),
+        (r0 / np.linalg.norm(r0)).tolist(),
+        renormalise=False,
+    )
     r_arr = np.asarray(r)
     full = np.stack([np.interp(np.arange(len(points)), idx, r_arr[:, k]) for k in range(3)], 1)
     full -= np.sum(full * tan, axis=1, keepdims=True) * tan

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from angio_deploy.curves import arc_lengths
+
 
 @dataclass(frozen=True)
 class Lesion:
@@ -71,8 +73,7 @@ class Vessel:
     @property
     def arclength(self) -> np.ndarray:
         """Cumulative arc length (M,) mm from the proximal end."""
-        seg = np.linalg.norm(np.diff(self.points, axis=0), axis=1)
-        return np.concatenate([[0.0], np.cumsum(seg)])
+        return arc_lengths(self.points)
 
     @property
     def length_mm(self) -> float:

@@ -1,4 +1,5 @@
-"""Tube meshing with rotation-minimising frames (double reflection, Wang et al. 2008).
+"""Tube meshing with rotation-minimising frames (double reflection, Wang et al. 2008;
+the transport itself is :func:`angio_deploy.curves.rotation_minimising_normals`).
 
 Ring i, vertex j sits on the ray at angle phi_j = 2 pi j / n_around in the frame
 (r_i, s_i = t_i x r_i) from the centre c_i, at the distance of the ring's ellipse in that
@@ -18,6 +19,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from angio_deploy.curves import rotation_minimising_normals
 
 
 def _normalize(x, y, z):
@@ -79,34 +82,11 @@ def frames(centres: np.ndarray, reference=(0.0, 0.0, 0.0)):
     """Tangents, normals r and binormals s = t x r along the centreline, as lists.
 
     The first normal is ``reference`` made orthogonal to the first tangent (when that is
-    not degenerate), else the least-aligned world axis; then rotation-minimising."""
+    not degenerate), else the least-aligned world axis; then rotation-minimising
+    (:func:`angio_deploy.curves.rotation_minimising_normals`, renormalised each step)."""
     c = centres.tolist()
-    N = len(c)
     T = _tangents(c)
-    R = [_start_normal(T[0], reference)]
-    for i in range(N - 1):
-        r = R[i]
-        t = T[i]
-        v1 = (c[i + 1][0] - c[i][0], c[i + 1][1] - c[i][1], c[i + 1][2] - c[i][2])
-        c1 = v1[0] * v1[0] + v1[1] * v1[1] + v1[2] * v1[2]
-        if c1 > 0.0:
-            k = 2.0 / c1 * (v1[0] * r[0] + v1[1] * r[1] + v1[2] * r[2])
-            rL = (r[0] - k * v1[0], r[1] - k * v1[1], r[2] - k * v1[2])
-            k = 2.0 / c1 * (v1[0] * t[0] + v1[1] * t[1] + v1[2] * t[2])
-            tL = (t[0] - k * v1[0], t[1] - k * v1[1], t[2] - k * v1[2])
-        else:
-            rL, tL = r, t
-        tn = T[i + 1]
-        v2 = (tn[0] - tL[0], tn[1] - tL[1], tn[2] - tL[2])
-        c2 = v2[0] * v2[0] + v2[1] * v2[1] + v2[2] * v2[2]
-        if c2 > 0.0:
-            k = 2.0 / c2 * (v2[0] * rL[0] + v2[1] * rL[1] + v2[2] * rL[2])
-            rn = (rL[0] - k * v2[0], rL[1] - k * v2[1], rL[2] - k * v2[2])
-        else:
-            rn = rL
-        # Re-orthonormalise against the tangent so rounding cannot drift.
-        d = rn[0] * tn[0] + rn[1] * tn[1] + rn[2] * tn[2]
-        R.append(_normalize(rn[0] - d * tn[0], rn[1] - d * tn[1], rn[2] - d * tn[2]))
+    R = rotation_minimising_normals(c, T, _start_normal(T[0], reference))
     S = []
     for t, r in zip(T, R, strict=True):
         S.append((t[1] * r[2] - t[2] * r[1], t[2] * r[0] - t[0] * r[2], t[0] * r[1] - t[1] * r[0]))
