@@ -6,7 +6,8 @@ probability 0.5 over the validation cache's main-SOI crops, and the best one is 
 ``OUT/best``. ``OUT/last`` is rewritten every ``save_every`` steps and after every
 validation, with everything a resumed run needs to continue bit-for-bit: model, Adam
 state, scheduler, counters, the torch RNG state (EfficientNet's drop-connect uses it) and
-the data position (epoch, batch in epoch; see :mod:`.dataset`).
+the data position (epoch, batch in epoch; see :mod:`.dataset`). The loop, checkpoints,
+resume and best tracking are :mod:`training.resumable`'s, shared with the SR trainers.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,17 +28,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from training.resumable import BestMetric, ResumableRun
+
 from .augment import AugmentParams, CropParams
 from .cache import SegCache
-from .checkpoint import (
-    OPTIM_FILE,
-    RNG_KEY,
-    find_checkpoint,
-    load_tensors,
-    optimizer_state_dict,
-    save_checkpoint,
-    verify_checkpoint,
-)
 from .dataset import EpochBatchSampler, MixedDataset, SegDataset
 from .losses import BCEDiceLoss, dice_per_sample
 from .model import ENCODER, architecture, build_segmenter, load_encoder_weights
@@ -45,7 +40,6 @@ from .warm_start import freeze_batchnorm, load_from_onnx
 log = logging.getLogger("training.segmenter")
 
 NORMALIZATION = "per-crop zero mean, unit sd (angio_deploy.pipeline.crop.normalize_crop)"
-LOG_FILE = "train_log.jsonl"
 CONFIG_FORMAT = "angio-deploy-segmenter/1"
 #: Settings a resumed run must share with the run it continues.
 _RESUME_KEYS = (
@@ -117,16 +111,10 @@ class _JsonFormatter(logging.Formatter):
         return record.getMessage()
 
 
-def _log_json(rec: dict[str, Any]) -> None:
-    log.info(json.dumps(rec, sort_keys=False))
-
-
 def _setup_logging(out: Path) -> list[logging.Handler]:
+    """JSON lines on stdout (the run writes them to ``OUT/train_log.jsonl`` too)."""
     out.mkdir(parents=True, exist_ok=True)
-    handlers: list[logging.Handler] = [
-        logging.FileHandler(out / LOG_FILE, encoding="utf-8"),
-        logging.StreamHandler(sys.stdout),
-    ]
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     for h in handlers:
         h.setFormatter(_JsonFormatter())
         log.addHandler(h)
@@ -273,43 +261,20 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
-    st: dict[str, Any] = {
-        "epoch": 0,
-        "batch_in_epoch": 0,
-        "step": 0,
-        "best_val_dice": None,
-        "best_step": None,
-        "history": [],
-    }
-
-    last = find_checkpoint(out, "last")
-    if last is not None and not cfg.resume:
-        raise FileExistsError(f"{last}: a run exists here; pass --resume or choose another --out")
-    if cfg.resume and last is not None:
-        saved = verify_checkpoint(last)
-        for k in _RESUME_KEYS:
-            if saved["run"].get(k) != signature[k]:
-                raise ValueError(
-                    f"{last}: cannot resume with a different {k} "
-                    f"({saved['run'].get(k)!r} -> {signature[k]!r})"
-                )
-        model.load_state_dict(load_tensors(last / "model.safetensors"))
-        tensors = load_tensors(last / OPTIM_FILE)
-        opt.load_state_dict(optimizer_state_dict(tensors, saved["optimizer"]))
-        sched.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(tensors[RNG_KEY])
-        encoder_init = saved.get("encoder_init", encoder_init)
-        for k in ("epoch", "batch_in_epoch", "step", "best_val_dice", "best_step", "history"):
-            st[k] = saved[k]
-        _log_json(
-            {
-                "event": "resume",
-                "from": str(last),
-                **{k: st[k] for k in ("epoch", "batch_in_epoch", "step")},
-            }
-        )
-    elif cfg.resume:
-        _log_json({"event": "resume", "from": None, "note": "no checkpoint found, starting fresh"})
+    run = ResumableRun(
+        out,
+        model=model,
+        optimizer=opt,
+        scheduler=sched,
+        config_format=CONFIG_FORMAT,
+        best=BestMetric("val_dice", "max"),
+        signature={k: signature[k] for k in _RESUME_KEYS},
+        logger=log,
+    )
+    if run.start(cfg.resume) is not None:
+        encoder_init = run.saved.get("encoder_init", encoder_init)
+    run.extra = {"batches_per_epoch": per_epoch, "encoder_init": encoder_init}
+    st = run.state
 
     validators = [("val", Validator(val_ds, cfg.val_limit, cfg.val_batch))]
     for k, c in enumerate(extra_val):
@@ -357,34 +322,7 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
             "created_unix": round(time.time(), 3),
         }
 
-    def save_last(rng_state: torch.Tensor, metrics: dict[str, Any]) -> None:
-        state = {
-            **{
-                k: st[k]
-                for k in (
-                    "epoch",
-                    "batch_in_epoch",
-                    "step",
-                    "best_val_dice",
-                    "best_step",
-                    "history",
-                )
-            },
-            "batches_per_epoch": per_epoch,
-            "scheduler": sched.state_dict(),
-            "run": signature,
-            "encoder_init": encoder_init,
-        }
-        save_checkpoint(
-            out / "last",
-            model=model,
-            config=config_for(metrics),
-            state=state,
-            optimizer=opt,
-            rng_state=rng_state,
-        )
-
-    def validate_and_save(rng_state: torch.Tensor) -> dict[str, Any]:
+    def validate() -> dict[str, Any]:
         t0 = time.perf_counter()
         metrics: dict[str, Any] = {}
         for prefix, validator in validators:
@@ -396,28 +334,64 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
                 np.mean([metrics[f"{p}_dice"] for p, _ in validators if f"{p}_dice" in metrics])
             )
         metrics["val_seconds"] = round(time.perf_counter() - t0, 2)
-        rec = {"event": "val", "epoch": st["epoch"], "step": st["step"], **metrics}
-        st["history"].append({k: v for k, v in rec.items() if k != "event"})
-        best = st["best_val_dice"]
-        if metrics.get("val_dice") is not None and (best is None or metrics["val_dice"] > best):
-            st["best_val_dice"], st["best_step"] = metrics["val_dice"], st["step"]
-            save_checkpoint(
-                out / "best",
-                model=model,
-                config=config_for(metrics),
-                state={
-                    "epoch": st["epoch"],
-                    "step": st["step"],
-                    "run": signature,
-                    "best_val_dice": metrics["val_dice"],
-                },
-            )
-            rec["best"] = True
-        _log_json(rec)
-        save_last(rng_state, metrics)
         return metrics
 
-    _log_json(
+    def epoch_batches(epoch: int, first: int) -> Iterable[tuple[float, Any]]:
+        """(seconds waited for the batch, batch) of an epoch from batch ``first`` on."""
+        sampler = EpochBatchSampler(n_train, cfg.batch_size, cfg.seed, epoch, start_batch=first)
+        loader = DataLoader(
+            train_ds,
+            batch_sampler=sampler,
+            num_workers=cfg.workers,
+            worker_init_fn=_worker_init if cfg.workers else None,
+            # A private generator: creating a loader must not draw from the global RNG,
+            # or a resumed run would diverge from an uninterrupted one.
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
+        t_data = time.perf_counter()
+        for batch in loader:
+            yield time.perf_counter() - t_data, batch
+            t_data = time.perf_counter()
+
+    window: list[tuple[float, float, float]] = []
+
+    def train_step(item: tuple[float, Any]) -> None:
+        nonlocal window
+        data_s, (x, y) = item
+        t0 = time.perf_counter()
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = model(x)
+        bce, dice = loss_fn.parts(logits, y)
+        loss = bce + dice
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step_s = time.perf_counter() - t0
+        loss_v = loss.item()
+        window.append((loss_v, step_s, data_s))
+        if not math.isfinite(loss_v):
+            raise FloatingPointError(f"step {st['step']}: loss is {loss_v}")
+        if st["step"] % cfg.log_every == 0 or st["step"] == 1:
+            w = np.asarray(window)
+            run.log(
+                {
+                    "event": "train",
+                    "epoch": st["epoch"],
+                    "batch": st["batch_in_epoch"],
+                    "step": st["step"],
+                    "loss": loss_v,
+                    "bce": bce.item(),
+                    "dice_loss": dice.item(),
+                    "loss_avg": float(w[:, 0].mean()),
+                    "lr": opt.param_groups[0]["lr"],
+                    "step_s": round(float(w[:, 1].mean()), 4),
+                    "data_wait_s": round(float(w[:, 2].mean()), 4),
+                }
+            )
+            window = []
+
+    run.log(
         {
             "event": "start",
             "n_train": n_train,
@@ -431,81 +405,19 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
         }
     )
     train_mode()
-    stop = cfg.max_steps is not None and st["step"] >= cfg.max_steps
-    window: list[tuple[float, float, float]] = []
-    while st["epoch"] < cfg.epochs and not stop:
-        sampler = EpochBatchSampler(
-            n_train, cfg.batch_size, cfg.seed, st["epoch"], start_batch=st["batch_in_epoch"]
-        )
-        loader = DataLoader(
-            train_ds,
-            batch_sampler=sampler,
-            num_workers=cfg.workers,
-            worker_init_fn=_worker_init if cfg.workers else None,
-            # A private generator: creating a loader must not draw from the global RNG,
-            # or a resumed run would diverge from an uninterrupted one.
-            generator=torch.Generator().manual_seed(cfg.seed),
-        )
-        t_data = time.perf_counter()
-        for x, y in loader:
-            data_s = time.perf_counter() - t_data
-            t0 = time.perf_counter()
-            if cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            logits = model(x)
-            bce, dice = loss_fn.parts(logits, y)
-            loss = bce + dice
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step_s = time.perf_counter() - t0
-            st["step"] += 1
-            st["batch_in_epoch"] += 1
-            loss_v = loss.item()
-            window.append((loss_v, step_s, data_s))
-            if not math.isfinite(loss_v):
-                raise FloatingPointError(f"step {st['step']}: loss is {loss_v}")
-            if st["step"] % cfg.log_every == 0 or st["step"] == 1:
-                w = np.asarray(window)
-                _log_json(
-                    {
-                        "event": "train",
-                        "epoch": st["epoch"],
-                        "batch": st["batch_in_epoch"],
-                        "step": st["step"],
-                        "loss": loss_v,
-                        "bce": bce.item(),
-                        "dice_loss": dice.item(),
-                        "loss_avg": float(w[:, 0].mean()),
-                        "lr": opt.param_groups[0]["lr"],
-                        "step_s": round(float(w[:, 1].mean()), 4),
-                        "data_wait_s": round(float(w[:, 2].mean()), 4),
-                    }
-                )
-                window = []
-            if cfg.max_steps is not None and st["step"] >= cfg.max_steps:
-                stop = True
-            if st["batch_in_epoch"] >= per_epoch or stop:
-                break
-            if flag is not None and flag.signal is not None:
-                save_last(torch.get_rng_state(), {})
-                _log_json({"event": "interrupted", "signal": flag.signal, "step": st["step"]})
-                return {"event": "interrupted", "step": st["step"], "last": str(out / "last")}
-            if cfg.save_every and st["step"] % cfg.save_every == 0:
-                save_last(torch.get_rng_state(), {})
-                _log_json({"event": "checkpoint", "step": st["step"], "path": str(out / "last")})
-            t_data = time.perf_counter()
-        del loader
-        if st["batch_in_epoch"] >= per_epoch:
-            st["epoch"] += 1
-            st["batch_in_epoch"] = 0
-            sched.step()
-            validate_and_save(torch.get_rng_state())
-        elif stop:
-            validate_and_save(torch.get_rng_state())
-        if flag is not None and flag.signal is not None:  # last/ was just saved
-            _log_json({"event": "interrupted", "signal": flag.signal, "step": st["step"]})
-            return {"event": "interrupted", "step": st["step"], "last": str(out / "last")}
+    outcome = run.fit(
+        epochs=cfg.epochs,
+        batches_per_epoch=per_epoch,
+        epoch_batches=epoch_batches,
+        train_step=train_step,
+        validate=validate,
+        config=config_for,
+        save_every=cfg.save_every,
+        max_steps=cfg.max_steps,
+        stop_requested=(lambda: flag.signal) if flag is not None else None,
+    )
+    if outcome == "interrupted":
+        return {"event": "interrupted", "step": st["step"], "last": str(out / "last")}
     summary = {
         "event": "done",
         "epoch": st["epoch"],
@@ -515,7 +427,7 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
         "last": str(out / "last"),
         "best": str(out / "best"),
     }
-    _log_json(summary)
+    run.log(summary)
     return summary
 
 

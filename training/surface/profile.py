@@ -10,14 +10,16 @@ Training: Adam, batch of rings, smooth-L1 on the corrections (robust to the few 
 where the matched truth ring sits at a branch or a lesion shoulder). Validation is the
 product's own measure: the mesh rebuilt from the corrected rings, mean distance (mm) of
 its vertices to the truth surface, against MI's. ``OUT/best`` keeps the best epoch,
-``OUT/last`` the latest (resumable), ``train_log.jsonl`` one line per epoch.
+``OUT/last`` the latest (resumable), ``train_log.jsonl`` one line per epoch (the loop,
+checkpoints, resume and best tracking: :mod:`training.resumable`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -200,15 +202,7 @@ class ProfileTrainConfig:
 
 def train_profile(cfg: ProfileTrainConfig) -> dict[str, Any]:
     """Train, validate each epoch, keep ``best`` and ``last``; returns the final state."""
-    from training.segmenter.checkpoint import (
-        OPTIM_FILE,
-        RNG_KEY,
-        find_checkpoint,
-        load_tensors,
-        optimizer_state_dict,
-        save_checkpoint,
-        verify_checkpoint,
-    )
+    from training.resumable import BestMetric, ResumableRun
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -229,63 +223,64 @@ def train_profile(cfg: ProfileTrainConfig) -> dict[str, Any]:
     # One generator for the whole run (seeded once), its state saved with `last`: a
     # resumed run shuffles exactly as an uninterrupted one.
     g = torch.Generator().manual_seed(cfg.seed)
-    state: dict[str, Any] = {"epoch": 0, "best_val_mean": None}
-    last = find_checkpoint(out, "last")
-    if last is not None and not cfg.resume:
-        raise FileExistsError(f"{out} holds a run already: resume it or choose another folder")
-    if last is not None:
-        state = verify_checkpoint(last)
-        net.load_state_dict(load_tensors(last / "model.safetensors"))
-        saved = load_tensors(last / OPTIM_FILE)
-        opt.load_state_dict(optimizer_state_dict(saved, state.pop("optimizer")))
-        g.set_state(saved[RNG_KEY])
-        state.pop("sha256", None)
-        log.info("resumed at epoch %d", state["epoch"])
+    run = ResumableRun(
+        out,
+        model=net,
+        optimizer=opt,
+        config_format=CONFIG_FORMAT,
+        best=BestMetric("val_mean", "min"),
+        generator=g,
+        logger=log,
+        # train_log.jsonl: one line per epoch.
+        log_events=False,
+    )
+    run.start(cfg.resume)
     config = {"format": CONFIG_FORMAT, "n_features": N_FEATURES, "train": asdict(cfg)}
     loss_fn = nn.SmoothL1Loss(beta=cfg.smooth_l1_beta)
     syms = symmetry_permutations()
-    for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+    epoch_loss = [0.0, 0]  # summed batch loss x size, rings
+
+    def epoch_start(epoch: int) -> None:
         for group in opt.param_groups:
-            group["lr"] = cfg.lr * cfg.gamma ** (epoch - 1)
+            group["lr"] = cfg.lr * cfg.gamma**epoch
         net.train()
+        epoch_loss[:] = [0.0, 0]
+
+    def epoch_batches(epoch: int, first: int) -> Iterable[torch.Tensor]:
+        # ``last`` is saved at epoch ends only, so an epoch always starts at batch 0.
+        assert first == 0, "the profile trainer resumes at epoch boundaries"
         perm = torch.randperm(len(X_t), generator=g)
-        total, n = 0.0, 0
         for i in range(0, len(perm), cfg.batch):
-            b = perm[i : i + cfg.batch]
-            xb, yb = X_t[b], Y_t[b]
-            if cfg.augment:
-                fi, fs, ti, ts = syms[int(torch.randint(len(syms), (1,), generator=g))]
-                xb, yb = xb[:, fi] * fs, yb[:, ti] * ts
-            loss = loss_fn(net(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(b)
-            n += len(b)
+            yield perm[i : i + cfg.batch]
+
+    def train_step(b: torch.Tensor) -> None:
+        xb, yb = X_t[b], Y_t[b]
+        if cfg.augment:
+            fi, fs, ti, ts = syms[int(torch.randint(len(syms), (1,), generator=g))]
+            xb, yb = xb[:, fi] * fs, yb[:, ti] * ts
+        loss = loss_fn(net(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        epoch_loss[0] += float(loss.detach()) * len(b)
+        epoch_loss[1] += len(b)
+
+    def validate_epoch() -> dict[str, Any]:
         metrics = validate(net, val)
-        rec = {
-            "epoch": epoch,
-            "train_loss": total / n,
-            **metrics,
-            "time_s": time.perf_counter() - t0,
-        }
-        log.info(json.dumps(rec))
-        with open(out / "train_log.jsonl", "a") as fh:
-            fh.write(json.dumps(rec) + "\n")
-        state = {**state, "epoch": epoch, **metrics}
-        if state["best_val_mean"] is None or metrics["val_mean"] < state["best_val_mean"]:
-            state["best_val_mean"] = metrics["val_mean"]
-            state["best_epoch"] = epoch
-            save_checkpoint(out / "best", model=net, config=config, state=state)
-        save_checkpoint(
-            out / "last",
-            model=net,
-            config=config,
-            state=state,
-            optimizer=opt,
-            rng_state=g.get_state(),
-        )
-    return state
+        train_loss = epoch_loss[0] / epoch_loss[1]
+        return {"train_loss": train_loss, **metrics, "time_s": time.perf_counter() - t0}
+
+    run.fit(
+        epochs=cfg.epochs,
+        batches_per_epoch=math.ceil(len(X_t) / cfg.batch),
+        epoch_batches=epoch_batches,
+        train_step=train_step,
+        validate=validate_epoch,
+        config=lambda metrics: config,
+        epoch_start=epoch_start,
+    )
+    latest = run.state["history"][-1] if run.state["history"] else {}
+    return {**latest, **run.state}
 
 
 def load_profile_net(ckpt: str | Path) -> tuple[ProfileNet, dict[str, Any], str]:

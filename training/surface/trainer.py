@@ -5,7 +5,7 @@ views, one 6000-vertex mesh), loss eq. 8 (weights configurable). Checkpoints are
 segmenter's format (training.segmenter.checkpoint: safetensors + JSON, atomic, hashed):
 ``OUT/last`` after every ``checkpoint_every`` steps and each epoch, ``OUT/best`` when the
 validation vertex MAE (world mm) improves. ``train_log.jsonl`` holds one JSON object per
-event.
+event. The loop, checkpoints, resume and best tracking are :mod:`training.resumable`'s.
 
 Silhouette target: by default the truth mesh rendered with the same soft rasteriser (the
 product over stacked rim triangles pushes any soft silhouette's 0.5 level outwards, so a
@@ -16,24 +16,16 @@ closed mesh by default (``render.one_side``: half the cost, both renders alike).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from training.segmenter.checkpoint import (
-    OPTIM_FILE,
-    RNG_KEY,
-    find_checkpoint,
-    load_tensors,
-    optimizer_state_dict,
-    save_checkpoint,
-    verify_checkpoint,
-)
+from training.resumable import BestMetric, ResumableRun
 
 from .data import SRCache
 from .losses import LossWeights, SRLoss
@@ -175,14 +167,6 @@ class _Step:
         return total, parts, mae
 
 
-def _log_json(obj: dict[str, Any], fh=None) -> None:
-    line = json.dumps(obj, default=float)
-    log.info(line)
-    if fh is not None:
-        fh.write(line + "\n")
-        fh.flush()
-
-
 def train_sr(cfg: SRTrainConfig) -> dict[str, Any]:
     """Train (or resume) an SR model; returns the final state summary."""
     torch.set_num_threads(cfg.threads)
@@ -205,23 +189,20 @@ def train_sr(cfg: SRTrainConfig) -> dict[str, Any]:
     loss = SRLoss(topo, cfg.weights)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
-    st: dict[str, Any] = {"epoch": 0, "index": 0, "step": 0, "best_val_mae": None, "history": []}
     signature = {"data": str(Path(cfg.data).resolve()), "n_train": len(train), "seed": cfg.seed}
-
-    last = find_checkpoint(out, "last")
-    if last is not None and not cfg.resume:
-        raise FileExistsError(f"{last}: a run exists here; pass --resume or choose another --out")
-    if cfg.resume and last is not None:
-        saved = verify_checkpoint(last)
-        if saved["run"] != signature:
-            raise ValueError(f"{last}: cannot resume a run on other data ({saved['run']})")
-        net.load_state_dict(load_tensors(last / "model.safetensors"))
-        tensors = load_tensors(last / OPTIM_FILE)
-        opt.load_state_dict(optimizer_state_dict(tensors, saved["optimizer"]))
-        sched.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(tensors[RNG_KEY])
-        for k in ("epoch", "index", "step", "best_val_mae", "history"):
-            st[k] = saved[k]
+    run = ResumableRun(
+        out,
+        model=net,
+        optimizer=opt,
+        scheduler=sched,
+        config_format=CONFIG_FORMAT,
+        best=BestMetric("val_mae_mm", "min", state_key="best_val_mae"),
+        signature=signature,
+        position_key="index",
+        logger=log,
+    )
+    run.start(cfg.resume)
+    st = run.state
 
     step_fn = _Step(net, loss, cfg.silhouette_sigma, cfg.silhouette_faces, cfg.target)
     with_sil = cfg.weights.silhouette > 0
@@ -248,18 +229,6 @@ def train_sr(cfg: SRTrainConfig) -> dict[str, Any]:
             "step": st["step"],
         }
 
-    def save(name: str, metrics: dict[str, Any]) -> None:
-        state = {k: st[k] for k in ("epoch", "index", "step", "best_val_mae", "history")}
-        state |= {"scheduler": sched.state_dict(), "run": signature}
-        save_checkpoint(
-            out / name,
-            model=net,
-            config=config(metrics),
-            state=state,
-            optimizer=opt,
-            rng_state=torch.get_rng_state(),
-        )
-
     def validate() -> dict[str, float]:
         net.eval()
         maes, mi_maes = [], []
@@ -279,50 +248,42 @@ def train_sr(cfg: SRTrainConfig) -> dict[str, Any]:
             "val_n": n,
         }
 
-    with open(out / "train_log.jsonl", "a", encoding="utf-8") as fh:
-        _log_json({"event": "start", "config": cfg.to_dict(), "step": st["step"]}, fh)
-        while st["epoch"] < cfg.epochs:
-            order = np.random.default_rng(cfg.seed + st["epoch"]).permutation(len(train))
-            while st["index"] < len(order):
-                t0 = time.perf_counter()
-                i = int(order[st["index"]])
-                total, parts, mae = step_fn(train[i], with_sil, key=train.keys[i])
-                opt.zero_grad(set_to_none=True)
-                total.backward()
-                opt.step()
-                st["index"] += 1
-                st["step"] += 1
-                if st["step"] % 10 == 0:
-                    _log_json(
-                        {
-                            "event": "train",
-                            "epoch": st["epoch"],
-                            "step": st["step"],
-                            "loss": float(total.detach()),
-                            **parts,
-                            "mae_mm": mae,
-                            "lr": opt.param_groups[0]["lr"],
-                            "step_s": round(time.perf_counter() - t0, 3),
-                        },
-                        fh,
-                    )
-                if st["step"] % cfg.checkpoint_every == 0:
-                    save("last", {})
-                if cfg.max_steps is not None and st["step"] >= cfg.max_steps:
-                    save("last", {})
-                    return {**st, "stopped": "max_steps"}
-            st["epoch"] += 1
-            st["index"] = 0
-            sched.step()
-            metrics = validate()
-            best = st["best_val_mae"] is None or metrics["val_mae_mm"] < st["best_val_mae"]
-            if best:
-                st["best_val_mae"] = metrics["val_mae_mm"]
-            st["history"].append({"epoch": st["epoch"], **metrics})
-            _log_json({"event": "val", "epoch": st["epoch"], **metrics, "best": best}, fh)
-            save("last", metrics)
-            if best:
-                save("best", metrics)
-            if cfg.keep_epochs:
-                save(f"epoch_{st['epoch']}", metrics)
-    return st
+    def epoch_cases(epoch: int, first: int) -> Iterable[int]:
+        """Case indices of an epoch (a fixed permutation per epoch) from ``first`` on."""
+        order = np.random.default_rng(cfg.seed + epoch).permutation(len(train))
+        return (int(i) for i in order[first:])
+
+    def train_step(i: int) -> None:
+        t0 = time.perf_counter()
+        total, parts, mae = step_fn(train[i], with_sil, key=train.keys[i])
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        if st["step"] % 10 == 0:
+            run.log(
+                {
+                    "event": "train",
+                    "epoch": st["epoch"],
+                    "step": st["step"],
+                    "loss": float(total.detach()),
+                    **parts,
+                    "mae_mm": mae,
+                    "lr": opt.param_groups[0]["lr"],
+                    "step_s": round(time.perf_counter() - t0, 3),
+                }
+            )
+
+    run.log({"event": "start", "config": cfg.to_dict(), "step": st["step"]})
+    outcome = run.fit(
+        epochs=cfg.epochs,
+        batches_per_epoch=len(train),
+        epoch_batches=epoch_cases,
+        train_step=train_step,
+        validate=validate,
+        config=config,
+        save_every=cfg.checkpoint_every,
+        max_steps=cfg.max_steps,
+        validate_at_max_steps=False,
+        keep_epochs=cfg.keep_epochs,
+    )
+    return {**st, "stopped": "max_steps"} if outcome == "max_steps" else st
