@@ -170,7 +170,6 @@ def test_large_layers_use_32_bit_indices() -> None:
     ("vertices", "faces", "diameter", "msg"),
     [
         (np.zeros((4, 2)), [[0, 1, 2]], None, "vertices must be"),
-        (np.full((4, 3), np.nan), [[0, 1, 2]], None, "finite"),
         (np.zeros((4, 3)), [[0, 1, 4]], None, "outside"),
         (np.zeros((4, 3)), [[0.0, 1.0, 2.0]], None, "integers"),
         (np.zeros((4, 3)), [[0, 1, 2]], np.ones(3), "diameter_mm must be"),
@@ -179,6 +178,22 @@ def test_large_layers_use_32_bit_indices() -> None:
 def test_mesh_layer_refuses_bad_arrays(vertices, faces, diameter, msg) -> None:
     with pytest.raises(ValueError, match=msg):
         MeshLayer("x", np.asarray(vertices), np.asarray(faces), diameter)
+
+
+def test_non_finite_values_never_fail_the_page(tube) -> None:
+    v, f, d = tube()
+    d = d.copy()
+    d[:12] = np.nan  # a ring without a diameter
+    bad = v.copy()
+    bad[3] = np.inf
+    layers = [MeshLayer("main", v, f, d), MeshLayer("exploded", bad, f)]
+    html = render_report_html(report_doc(), layers, {})
+    data = mesh_data(html)
+    assert [m["name"] for m in data["layers"]] == ["main"]
+    assert "Not shown (vertices that are not finite numbers): exploded." in html
+    assert data["diameter_range_mm"] == pytest.approx([d[12:].min(), d[12:].max()])
+    only_bad = render_report_html(report_doc(), [MeshLayer("exploded", bad, f)], {})
+    assert "No mesh in this result" in only_bad and "<script" not in only_bad
 
 
 def test_strings_from_the_report_are_escaped(tube) -> None:

@@ -18,7 +18,6 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,7 @@ _QCA_SKIP = {"branch", "lesions", "method", "foreshortening"}
 @cache
 def _asset(name: str) -> str:
     """A text file shipped with this package (the viewer and the vendored three.js)."""
-    text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    text = (Path(__file__).parent / name).read_text(encoding="utf-8")
     if "</script" in text.lower():  # would end the inline <script> early
         raise RuntimeError(f"{name} cannot be inlined: it contains </script")
     return text
@@ -122,9 +121,24 @@ def _warnings(report: Mapping[str, Any]) -> str:
     return f'<h2 id="warnings">Warnings ({len(ws)})</h2><ul class="warnings">{items}</ul>'
 
 
-def _viewer(meshes: Sequence[MeshLayer], report: Mapping[str, Any]) -> str:
+def _drawable(meshes: Sequence[MeshLayer]) -> tuple[list[MeshLayer], list[str]]:
+    """The layers the view can draw, and the names of those left out (non-finite vertices)."""
+    ok = [np.isfinite(np.asarray(m.vertices, dtype=np.float64)).all() for m in meshes]
+    return [m for m, k in zip(meshes, ok, strict=True) if k], [
+        m.name for m, k in zip(meshes, ok, strict=True) if not k
+    ]
+
+
+def _viewer(all_meshes: Sequence[MeshLayer], report: Mapping[str, Any]) -> str:
+    meshes, left_out = _drawable(all_meshes)
+    note = ""
+    if left_out:
+        note = (
+            '<p class="warnings">Not shown (vertices that are not finite numbers): '
+            f"{esc(', '.join(left_out))}.</p>"
+        )
     if not meshes:
-        return '<h2 id="view3d">3D lumen</h2><p class="none">No mesh in this result.</p>'
+        return f'<h2 id="view3d">3D lumen</h2>{note}<p class="none">No mesh in this result.</p>'
     data = encode_layers(meshes)
     centre = np.mean([np.asarray(m.vertices, dtype=np.float64).mean(axis=0) for m in meshes], 0)
     data["views"] = view_cameras(report, centre)
@@ -142,7 +156,7 @@ def _viewer(meshes: Sequence[MeshLayer], report: Mapping[str, Any]) -> str:
     return (
         '<h2 id="view3d">3D lumen</h2>'
         '<p class="sub noprint">Drag to rotate, scroll or pinch to zoom, right-drag to pan. '
-        f"World coordinates in mm (LPS). {len(meshes)} mesh(es), {n_faces} triangles.</p>"
+        f"World coordinates in mm (LPS). {len(meshes)} mesh(es), {n_faces} triangles.</p>{note}"
         '<div id="viewer"></div>'
         '<div class="viewer-bar noprint"><span id="viewer-buttons"></span>'
         '<span id="viewer-layers"></span></div>'
@@ -417,7 +431,7 @@ def render_report_html(
         "</details>",
     ]
     scripts = ""
-    if meshes:
+    if _drawable(meshes)[0]:
         # The three.js subset as a classic script (it sets globalThis.AngioThree), then the
         # viewer as a module, which runs after the document is parsed.
         scripts = (

@@ -37,7 +37,10 @@ class MeshLayer:
 
     ``vertices`` (N, 3) world mm (LPS); ``faces`` (M, 3) vertex indices (counter-clockwise
     seen from outside, as the PLY/STL outputs); ``diameter_mm`` (N,) lumen diameter at each
-    vertex in mm, or None for a layer drawn in one colour.
+    vertex in mm, or None for a layer drawn in one colour. Shapes and indices are checked
+    (ValueError); values are not: a page never fails a run, so a layer with non-finite
+    vertices is left out of the view with a note, a vertex without a finite diameter is
+    drawn in :data:`PLAIN_COLOUR`.
     """
 
     name: str
@@ -50,8 +53,6 @@ class MeshLayer:
         f = np.asarray(self.faces)
         if v.ndim != 2 or v.shape[1] != 3 or len(v) == 0:
             raise ValueError(f"mesh layer {self.name!r}: vertices must be (N, 3), got {v.shape}")
-        if not np.isfinite(v).all():
-            raise ValueError(f"mesh layer {self.name!r}: vertices are not all finite")
         if f.ndim != 2 or f.shape[1] != 3 or not np.issubdtype(f.dtype, np.integer):
             raise ValueError(
                 f"mesh layer {self.name!r}: faces must be (M, 3) integers, got {f.shape} {f.dtype}"
@@ -64,8 +65,6 @@ class MeshLayer:
                 raise ValueError(
                     f"mesh layer {self.name!r}: diameter_mm must be ({len(v)},), got {d.shape}"
                 )
-            if not np.isfinite(d).all():
-                raise ValueError(f"mesh layer {self.name!r}: diameters are not all finite")
 
 
 def b64(array: np.ndarray, dtype: str) -> str:
@@ -88,6 +87,8 @@ def encode_layers(layers: Sequence[MeshLayer]) -> dict[str, Any]:
     diam = [
         np.asarray(m.diameter_mm, dtype=np.float64) for m in layers if m.diameter_mm is not None
     ]
+    diam = [d[np.isfinite(d)] for d in diam]
+    diam = [d for d in diam if d.size]
     for m in layers:
         n = len(m.vertices)
         idt = index_dtype(n)

@@ -50,8 +50,10 @@ function geometryOf(layer, range) {
     const span = range[1] - range[0];
     const col = new Float32Array(3 * d.length);
     const c = new T.Color();
+    const plain = rgb(data.plain_colour);
     for (let i = 0; i < d.length; i++) {
-      const v = rampAt(span > 0 ? (d[i] - range[0]) / span : 0.5);
+      const ok = Number.isFinite(d[i]);
+      const v = !ok ? plain : rampAt(span > 0 ? (d[i] - range[0]) / span : 0.5);
       c.setRGB(v[0], v[1], v[2], "srgb"); // converted to the renderer's linear working space
       col[3 * i] = c.r;
       col[3 * i + 1] = c.g;
