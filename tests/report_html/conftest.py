@@ -42,10 +42,11 @@ FLAGS = (
 
 
 def find_chromium() -> str | None:
-    """The Chromium executable: $ANGIO_CHROMIUM, else the first candidate installed."""
+    """The Chromium executable: $ANGIO_CHROMIUM (None if that is not an executable), else
+    the first candidate installed."""
     env = os.environ.get("ANGIO_CHROMIUM")
     if env:
-        return env
+        return env if os.access(env, os.X_OK) else None
     for c in CANDIDATES:
         path = c if os.path.isabs(c) and os.access(c, os.X_OK) else shutil.which(c)
         if path:
@@ -199,8 +200,8 @@ def browser(tmp_path_factory) -> Iterator[Browser]:
     exe = find_chromium()
     if exe is None:
         pytest.skip(
-            "no Chromium found (apt-get install chromium, or set ANGIO_CHROMIUM): the "
-            "headless-browser tests of report.html need one"
+            "no Chromium found (apt-get install chromium, or set ANGIO_CHROMIUM to its "
+            "executable): the headless-browser tests of report.html need one"
         )
     b = Browser(exe, tmp_path_factory.mktemp("chromium-profile"))
     try:

@@ -120,9 +120,13 @@ def test_example_report_loads_and_shows_the_mesh(browser, example_out) -> None:
 def test_colour_follows_the_diameter_on_every_layer(browser, tmp_path, tube) -> None:
     v, f, d = tube()  # along x, diameter 1 -> 4 mm
     plain = v + np.array([0.0, 0.0, 12.0])  # a second layer above it, no diameters
-    write_report_html(
-        tmp_path, {"id": "tube"}, [MeshLayer("ramp", v, f, d), MeshLayer("plain", plain, f)], {}
-    )
+    hidden = v + np.array([0.0, 0.0, -12.0])  # below it, hidden until ticked
+    layers = [
+        MeshLayer("ramp", v, f, d),
+        MeshLayer("plain", plain, f),
+        MeshLayer("hidden", hidden, f, visible=False),
+    ]
+    write_report_html(tmp_path, {"id": "tube"}, layers, {})
     page = browser.new_page()
     open_report(page, tmp_path / "report.html")
     assert page.problems() == []
@@ -137,6 +141,14 @@ def test_colour_follows_the_diameter_on_every_layer(browser, tmp_path, tube) -> 
     grey = (c.min(axis=-1) > 110) & (c.max(axis=-1) - c.min(axis=-1) < 30)
     assert grey.sum() > 200
     assert rows[grey].mean() < rows[r | b].mean() - 20
+    # The hidden layer (grey, below) appears when its box is ticked.
+    assert page.evaluate("document.querySelector('input[data-layer=hidden]').checked") is False
+    page.evaluate("document.querySelector('input[data-layer=hidden]').click()")
+    settle(page)
+    c2 = page.screenshot("#viewer canvas").astype(int)
+    grey2 = (c2.min(axis=-1) > 110) & (c2.max(axis=-1) - c2.min(axis=-1) < 30)
+    below = rows > rows[r | b].mean() + 20
+    assert (grey2 & below).sum() > 200 and (grey & below).sum() == 0
 
 
 def test_batch_index_links_to_the_reports(browser, tmp_path, tube) -> None:

@@ -152,6 +152,7 @@ def test_mesh_data_decodes_to_the_input_arrays(tube) -> None:
     np.testing.assert_array_equal(decode(a["diameter_mm"], "<f4"), d.astype(np.float32))
     np.testing.assert_array_equal(decode(b["faces"], "<u2").reshape(-1, 3), f[:50])
     assert b["diameter_mm"] is None
+    assert a["visible"] is True
     assert (a["n_vertices"], a["n_faces"], b["n_faces"]) == (len(v), len(f), 50)
     # One colour scale for every layer: the range of all diameters.
     assert data["diameter_range_mm"] == pytest.approx([d.min(), d.max()])

@@ -37,7 +37,9 @@ class MeshLayer:
 
     ``vertices`` (N, 3) world mm (LPS); ``faces`` (M, 3) vertex indices (counter-clockwise
     seen from outside, as the PLY/STL outputs); ``diameter_mm`` (N,) lumen diameter at each
-    vertex in mm, or None for a layer drawn in one colour. Shapes and indices are checked
+    vertex in mm, or None for a layer drawn in one colour; ``visible``: shown when the page
+    opens (the reader can toggle every layer; e.g. the joined mesh starts hidden where it
+    would cover the branches it is made of). Shapes and indices are checked
     (ValueError); values are not: a page never fails a run, so a layer with non-finite
     vertices is left out of the view with a note, a vertex without a finite diameter is
     drawn in :data:`PLAIN_COLOUR`.
@@ -47,6 +49,7 @@ class MeshLayer:
     vertices: np.ndarray
     faces: np.ndarray
     diameter_mm: np.ndarray | None = None
+    visible: bool = True
 
     def __post_init__(self) -> None:
         v = np.asarray(self.vertices)
@@ -101,6 +104,7 @@ def encode_layers(layers: Sequence[MeshLayer]) -> dict[str, Any]:
                 "faces": b64(m.faces, idt),
                 "index_type": "uint16" if idt == "<u2" else "uint32",
                 "diameter_mm": None if m.diameter_mm is None else b64(m.diameter_mm, "<f4"),
+                "visible": bool(m.visible),
             }
         )
     rng = [float(min(d.min() for d in diam)), float(max(d.max() for d in diam))] if diam else None

@@ -91,6 +91,7 @@ function start() {
     });
     const mesh = new T.Mesh(g, mat);
     mesh.name = layer.name;
+    mesh.visible = layer.visible !== false;
     scene.add(mesh);
     g.computeBoundingBox();
     bounds.union(g.boundingBox);
@@ -150,7 +151,7 @@ function start() {
     const label = document.createElement("label");
     const cb = document.createElement("input");
     cb.type = "checkbox";
-    cb.checked = true;
+    cb.checked = mesh.visible;
     cb.dataset.layer = mesh.name;
     cb.addEventListener("change", () => {
       mesh.visible = cb.checked;
