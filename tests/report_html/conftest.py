@@ -34,6 +34,7 @@ FLAGS = (
     "--no-default-browser-check",
     "--disable-extensions",
     "--disable-background-networking",
+    "--disable-dev-shm-usage",  # containers often have a 64 MB /dev/shm
     "--use-angle=swiftshader",
     "--enable-unsafe-swiftshader",
     "--hide-scrollbars",
