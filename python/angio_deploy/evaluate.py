@@ -74,7 +74,9 @@ def _row(record: dict[str, Any], case_dir_name: str) -> dict[str, Any]:
 
 def _result(rows: list[dict[str, Any]]) -> dict[str, Any]:
     failed = sum("error" in r for r in rows)
-    return {"cases": rows, "summary": summarize(rows), "n_cases": len(rows), "failed": failed}
+    # A failed row's exit code is a label, not a metric to average.
+    metrics = [{k: v for k, v in r.items() if k != "exit_code"} for r in rows]
+    return {"cases": rows, "summary": summarize(metrics), "n_cases": len(rows), "failed": failed}
 
 
 def evaluate_cases(

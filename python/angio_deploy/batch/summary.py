@@ -1,5 +1,6 @@
-"""A cohort's summary in OUT_ROOT: summary.json, summary.csv (one row per case) and the
-exit-code rule of ``angio-deploy batch``. Every file is written atomically.
+"""A cohort's summary in OUT_ROOT: summary.json, summary.csv (one row per case),
+index.html (linking each case's report.html) and the exit-code rule of
+``angio-deploy batch``. Every file is written atomically.
 
 Exit code of a batch (docs/DESIGN.md, "Cohorts on Dask"): 0 when every case is ok or
 skipped; 70 when any case hit an internal error (a bug); otherwise, when cases failed on
@@ -22,7 +23,6 @@ from angio_deploy.io.jsonio import dumps
 SUMMARY_FORMAT = "angio-batch/1"
 SUMMARY_JSON = "summary.json"
 SUMMARY_CSV = "summary.csv"
-INDEX_HTML = "index.html"
 
 #: summary.csv's columns, in order (every record has them; missing values are empty).
 CSV_COLUMNS = (
@@ -91,12 +91,14 @@ def write_summary(
     *,
     meta: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """Write summary.json, summary.csv (and index.html, when the HTML report module
-    provides an index page) into ``out_root``; returns the paths written."""
+    """Write summary.json, summary.csv and index.html (a page linking every case's
+    report.html, :mod:`angio_deploy.report_html`) into ``out_root``; returns the paths."""
+    from angio_deploy.report_html import write_batch_index
+
     root = Path(out_root)
     root.mkdir(parents=True, exist_ok=True)
-    paths = [
+    return [
         atomic_write_text(root / SUMMARY_JSON, dumps(summary_doc(records, meta=meta))),
         atomic_write_text(root / SUMMARY_CSV, summary_csv(records)),
+        write_batch_index(root, records),
     ]
-    return paths
