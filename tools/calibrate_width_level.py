@@ -68,7 +68,7 @@ def main() -> None:
             try:
                 for lv in LEVELS:
                     cached.width_level = lv
-                    res = mesh_initialisation(case, cached, refine=False)
+                    res = mesh_initialisation(case, cached, geometry_refinement=False)
                     row[lv] = float(np.mean(res.radius_mm - r_true))
             except AngioDeployError:
                 continue  # a case that fails at any level is left out at every level

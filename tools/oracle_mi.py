@@ -46,7 +46,7 @@ def main() -> None:
                 c = with_true_geometry(case) if mode == "true geometry" else case
                 try:
                     res = mesh_initialisation(
-                        c, OracleSegmenter(masks), refine=mode == "header+refine"
+                        c, OracleSegmenter(masks), geometry_refinement=mode == "header+refine"
                     )
                     row.append(float(np.linalg.norm(res.vertices - truth, axis=1).mean()))
                 except AngioDeployError:

@@ -27,10 +27,13 @@ from angio_deploy._version import __version__
 from angio_deploy.errors import ImplausibleResultError
 from angio_deploy.io.case import Case, load_case
 
-from .pipeline.mi import MIResult, Progress, mesh_initialisation, reprojection_dice, summary
-from .pipeline.qca import branch_qca
-from .pipeline.quality import implausibilities
+from .pipeline.branches import attach, bifurcation_report
+from .pipeline.mi import SkippedSegment, branch_error, initialise_segments, summary
+from .pipeline.qca import BranchQCA, branch_qca
+from .pipeline.quality import implausibilities, reprojection_dice
+from .pipeline.result import MIResult, Progress
 from .pipeline.segmenters import FrangiSegmenter, OnnxSegmenter, Segmenter
+from .stitching import JoinedMesh, union_tubes
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +42,19 @@ SEGMENTERS = ("network", "frangi")
 
 @dataclass(eq=False)
 class Reconstruction:
-    """One reconstructed case: the final mesh (``result``: surface-refined when SR ran,
-    else the mesh initialisation), the mesh initialisation ``mi`` and the report."""
+    """One reconstructed case: the final main-segment mesh (``result``: surface-refined
+    when SR ran, else the mesh initialisation), its mesh initialisation ``mi``, the side
+    branches (final, attached to the main segment), the joined watertight mesh when there
+    are side branches, the QCA of every branch, the branches left out, and the report."""
 
     case: Case
     mi: MIResult
     report: dict[str, Any]
     result: MIResult | None = None
+    branches: tuple[MIResult, ...] = ()
+    joined: JoinedMesh | None = None
+    qca: tuple[BranchQCA, ...] = ()
+    skipped: tuple[SkippedSegment, ...] = ()
 
     def __post_init__(self) -> None:
         if self.result is None:
@@ -53,7 +62,7 @@ class Reconstruction:
 
     @property
     def vertices(self):
-        """(6000, 3) mesh vertices, world mm (LPS), ring-major."""
+        """(6000, 3) main-segment mesh vertices, world mm (LPS), ring-major."""
         return self.result.vertices
 
     @property
@@ -67,7 +76,15 @@ class Reconstruction:
         folder containing it: :class:`~angio_deploy.errors.OutputError` (exit 73)."""
         from .pipeline.outputs import write_outputs
 
-        return write_outputs(out_dir, self.result, self.report, case_dir=self.case.path)
+        return write_outputs(
+            out_dir,
+            self.result,
+            self.report,
+            case_dir=self.case.path,
+            branches=self.branches,
+            joined=self.joined,
+            qca=self.qca,
+        )
 
 
 class Reconstructor:
@@ -126,17 +143,21 @@ class Reconstructor:
         refine_geometry: bool = True,
         refine_surface: bool = True,
         force: bool = False,
+        skip_failed_branches: bool = False,
         progress: Progress | None = None,
     ) -> Reconstruction:
-        """Reconstruct a case folder (or an already loaded :class:`Case`).
+        """Reconstruct a case folder (or an already loaded :class:`Case`): the main segment
+        and every side branch, joined into one watertight mesh.
 
-        ``refine_geometry`` refines view B's geometry against view A (GEOMETRY.md) before
-        triangulating. ``refine_surface`` runs surface refinement on the mesh
-        initialisation when its models are loaded (see ``surface``; the stages are those
-        shipped: the ring-profile network, then the paper's graph network if present); the
-        report says whether it ran, which stages, how far it moved the surface and, if it
-        did not run, why.
+        ``refine_geometry`` refines view B's geometry against view A (GEOMETRY.md) once,
+        from every segment's correspondences, before triangulating. ``refine_surface``
+        runs surface refinement on each segment's mesh initialisation when its models are
+        loaded (see ``surface``; the stages are those shipped: the ring-profile network,
+        then the paper's graph network if present); the report says whether it ran, which
+        stages, how far it moved the surface and, if it did not run, why.
 
+        A side branch that cannot be reconstructed raises InputError naming it
+        (``side_branches[k]``), or with ``skip_failed_branches`` is left out and reported.
         An obviously wrong result (:mod:`angio_deploy.pipeline.quality`: the mesh covers
         the vessel in neither view, exploded rings) raises
         :class:`~angio_deploy.errors.ImplausibleResultError`; ``force`` returns it with
@@ -148,10 +169,27 @@ class Reconstructor:
         t_load = time.perf_counter() - t0
         if progress is not None:
             progress("load", t_load)
-        mi = mesh_initialisation(case, self.segmenter, refine=refine_geometry, progress=progress)
-        result = mi
-        if refine_surface and self.refiner is not None:
-            result = self.refiner.refine(mi, progress=progress)
+        segs = initialise_segments(
+            case,
+            self.segmenter,
+            geometry_refinement=refine_geometry,
+            skip_failed_branches=skip_failed_branches,
+            progress=progress,
+        )
+        skipped = list(segs.skipped)
+        mi = segs.main
+        timings: dict[str, float] = {"load": t_load, **mi.timings_s}
+        finals = []
+        for seg in segs.results:
+            out = seg
+            if refine_surface and self.refiner is not None:
+                out = self.refiner.refine(seg, progress=progress)
+                for k, v in out.timings_s.items():
+                    if k not in seg.timings_s:
+                        timings[k] = timings.get(k, 0.0) + v
+            finals.append(out)
+        result = finals[0]
+
         t_q = time.perf_counter()
         dice = reprojection_dice(result)
         problems = implausibilities(result, dice)
@@ -161,6 +199,50 @@ class Reconstructor:
                 source=str(case.path),
             )
         implausible = [f"IMPLAUSIBLE RESULT, written because forced: {p}" for p in problems]
+        branch_info: list[dict[str, Any]] = []
+        branches: list[MIResult] = []
+        attachments = []
+        for b_mi, b in zip(segs.results[1:], finals[1:], strict=True):
+            b_dice = reprojection_dice(b)
+            b_problems = implausibilities(b, b_dice)
+            if b_problems and not force:
+                err = branch_error(b.branch, "; ".join(b_problems), source=str(case.path))
+                if not skip_failed_branches:
+                    raise err
+                log.warning("%s", err)
+                skipped.append(SkippedSegment(b.branch, "; ".join(b_problems)))
+                continue
+            implausible += [
+                f"IMPLAUSIBLE {b.branch}, written because forced: {p}" for p in b_problems
+            ]
+            moved, att = attach(result, b)
+            branches.append(moved)
+            attachments.append(att)
+            branch_info.append(
+                {
+                    "branch": b.branch,
+                    "reprojection_dice": b_dice,
+                    "surface_refinement": b is not b_mi,
+                    **summary(moved),
+                }
+            )
+        timings["quality"] = time.perf_counter() - t_q
+
+        t_s = time.perf_counter()
+        joined = None
+        if branches:
+            joined = union_tubes([result.vertices, *(b.vertices for b in branches)])
+        qca = [branch_qca(result.centreline_mm, result.radius_mm, result.geometries)]
+        qca += [
+            branch_qca(b.centreline_mm, b.radius_mm, b.geometries, branch=b.branch)
+            for b in branches
+        ]
+        bifurcations = [
+            bifurcation_report(result, b, qca[0], q, att)
+            for b, q, att in zip(branches, qca[1:], attachments, strict=True)
+        ]
+        timings["stitch_qca"] = time.perf_counter() - t_s
+
         surface: dict[str, Any] = {"applied": result is not mi}
         if result is mi:
             surface["reason"] = "not requested" if not refine_surface else self.surface_note
@@ -169,18 +251,43 @@ class Reconstructor:
             # a reader sees at once when SR made a large or an unhelpful change. Vertex by
             # vertex: an upper bound on the surface's move (rebuilt rings may also turn a
             # little about the axis, which moves vertices along the same surface).
-            moved = np.linalg.norm(result.vertices - mi.vertices, axis=1)
+            moved_mm = np.linalg.norm(result.vertices - mi.vertices, axis=1)
             surface["displacement_mm"] = {
-                "mean": float(moved.mean()),
-                "p95": float(np.percentile(moved, 95)),
-                "max": float(moved.max()),
+                "mean": float(moved_mm.mean()),
+                "p95": float(np.percentile(moved_mm, 95)),
+                "max": float(moved_mm.max()),
             }
             surface["reprojection_dice_before"] = reprojection_dice(mi)
-        timings = {"load": t_load, **result.timings_s, "quality": time.perf_counter() - t_q}
         timings["total"] = time.perf_counter() - t0
         report = self._report(case, result, dice, timings, refine_geometry, surface)
+        report["qca"] = {
+            "branches": [q.to_dict() for q in qca],
+            "bifurcations": bifurcations,
+        }
+        report["branches"] = branch_info + [
+            {"branch": s.name, "skipped": True, "reason": s.reason} for s in skipped
+        ]
+        for b in branches:
+            report["warnings"].extend(b.warnings)
+        for s in skipped:
+            report["warnings"].append(f"{s.name} left out (--skip-failed-branches): {s.reason}")
+        if joined is not None:
+            report["joined"] = joined.to_dict()
+            report["outputs"]["mesh_joined.ply"] = "main and side branches joined (watertight)"
+            report["outputs"]["mesh_joined.stl"] = "the same joined mesh as STL"
+            for b in branches:
+                report["outputs"][f"{b.branch}.ply"] = f"{b.branch}: its own tube, 100 x 60 rings"
         report["warnings"].extend(implausible)
-        return Reconstruction(case=case, mi=mi, report=report, result=result)
+        return Reconstruction(
+            case=case,
+            mi=mi,
+            report=report,
+            result=result,
+            branches=tuple(branches),
+            joined=joined,
+            qca=tuple(qca),
+            skipped=tuple(skipped),
+        )
 
     def _report(
         self,
@@ -218,9 +325,6 @@ class Reconstructor:
             "views": views,
             "view_separation_deg": case.separation_deg,
             "quality": {"reprojection_dice": dice, **summary(mi)},
-            "qca": {
-                "branches": [branch_qca(mi.centreline_mm, mi.radius_mm, mi.geometries).to_dict()]
-            },
             "timings_s": timings,
             "warnings": [*case.warnings, *mi.warnings],
             "outputs": {

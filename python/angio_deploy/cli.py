@@ -135,6 +135,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         refine_geometry=not args.no_geometry_refinement,
         refine_surface=not args.no_refine,
         force=args.force,
+        skip_failed_branches=args.skip_failed_branches,
         progress=progress,
     )
     result.write(out)
@@ -322,6 +323,38 @@ def _cmd_build_engines(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+class _DeprecatedAlias(argparse.Action):
+    """A store_true flag whose old spelling still works for one release, with a notice."""
+
+    def __init__(self, option_strings, dest, *, old: str, new: str, **kw):
+        self.old, self.new = old, new
+        super().__init__(option_strings, dest, nargs=0, default=False, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string == self.old:
+            print(
+                f"{PROG}: {self.old} is deprecated and will be removed in the next release; "
+                f"use {self.new}",
+                file=sys.stderr,
+            )
+        setattr(namespace, self.dest, True)
+
+
+def _add_no_surface_refinement(p: argparse.ArgumentParser) -> None:
+    # "refine" alone meant surface refinement here and geometry refinement elsewhere
+    # (issue 15): the flag now says which; --no-refine stays as an alias for one release.
+    p.add_argument(
+        "--no-surface-refinement",
+        "--no-refine",
+        dest="no_refine",
+        action=_DeprecatedAlias,
+        old="--no-refine",
+        new="--no-surface-refinement",
+        help="stop after mesh initialisation (no surface refinement; "
+        "--no-refine is its deprecated old name)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
@@ -341,10 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="reconstruct one case folder")
     run.add_argument("case_dir", metavar="CASE_DIR")
     run.add_argument("--out", metavar="DIR", help="result folder (default CASE_DIR/out)")
+    _add_no_surface_refinement(run)
     run.add_argument(
-        "--no-refine",
+        "--skip-failed-branches",
         action="store_true",
-        help="stop after mesh initialisation (no surface refinement)",
+        help="leave out (and report) a side branch that cannot be reconstructed, "
+        "instead of failing the run",
     )
     run.add_argument(
         "--force",
@@ -369,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="reconstruct and score every case with truth/")
     ev.add_argument("cases_dir", metavar="CASES_DIR")
-    ev.add_argument("--no-refine", action="store_true", help="mesh initialisation only")
+    _add_no_surface_refinement(ev)
     ev.add_argument("--no-geometry-refinement", action="store_true")
     ev.add_argument(
         "--true-geometry",
@@ -427,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ba.add_argument("--redo", action="store_true", help="reconstruct cases that have a result")
     ba.add_argument("--limit", type=int, help="only the first N cases")
-    ba.add_argument("--no-refine", action="store_true", help="mesh initialisation only")
+    _add_no_surface_refinement(ba)
     ba.add_argument("--no-geometry-refinement", action="store_true")
     ba.add_argument("--force", action="store_true", help="write obviously wrong results too")
     ba.add_argument("--segmenter", choices=("network", "frangi"), default="network")

@@ -13,7 +13,8 @@ from angio_deploy.evaluate import with_true_geometry
 from angio_deploy.geometry import ViewGeometry
 from angio_deploy.io.case import load_case
 from angio_deploy.io.mesh_io import read_ply
-from angio_deploy.pipeline.mi import mesh_initialisation, reprojection_dice, summary
+from angio_deploy.pipeline.mi import mesh_initialisation, summary
+from angio_deploy.pipeline.quality import reprojection_dice
 from angio_deploy.pipeline.segmenters import OracleSegmenter
 from angio_deploy.synth.engine import generate_case, write_case
 
@@ -28,7 +29,7 @@ def synth_case(tmp_path_factory):
 def test_oracle_segmentation_with_true_geometry_recovers_the_truth(synth_case) -> None:
     d, masks = synth_case
     case = with_true_geometry(load_case(d))
-    res = mesh_initialisation(case, OracleSegmenter(masks), refine=False)
+    res = mesh_initialisation(case, OracleSegmenter(masks), geometry_refinement=False)
     truth, _, _ = read_ply(d / "truth" / "mesh.ply")
     assert res.vertices.shape == (6000, 3) and res.faces.shape == (11880, 3)
     mae = float(np.linalg.norm(res.vertices - truth, axis=1).mean())
@@ -43,7 +44,7 @@ def test_oracle_segmentation_with_true_geometry_recovers_the_truth(synth_case) -
 
 def test_header_geometry_with_refinement_runs_and_reports(synth_case) -> None:
     d, masks = synth_case
-    res = mesh_initialisation(load_case(d), OracleSegmenter(masks), refine=True)
+    res = mesh_initialisation(load_case(d), OracleSegmenter(masks), geometry_refinement=True)
     s = summary(res)
     json.dumps(s)
     assert s["refinement"]["residual_px"]["after"] <= s["refinement"]["residual_px"]["before"]
@@ -53,7 +54,7 @@ def test_empty_segmentation_names_the_view(synth_case) -> None:
     d, masks = synth_case
     empty = {"a": masks["a"], "b": np.zeros_like(masks["b"])}
     with pytest.raises(InputError, match=r"view b \(view_b\.dcm\).*no vessel found"):
-        mesh_initialisation(load_case(d), OracleSegmenter(empty), refine=False)
+        mesh_initialisation(load_case(d), OracleSegmenter(empty), geometry_refinement=False)
 
 
 def test_smoothing_keeps_a_straight_centreline_and_shortens_a_zigzag() -> None:

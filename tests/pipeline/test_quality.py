@@ -12,7 +12,8 @@ import pytest
 from angio_deploy.api import Reconstructor
 from angio_deploy.cli import main
 from angio_deploy.pipeline import quality
-from angio_deploy.pipeline.mi import mesh_initialisation, reprojection_dice
+from angio_deploy.pipeline.mi import mesh_initialisation
+from angio_deploy.pipeline.quality import reprojection_dice
 
 pytest.importorskip("skimage")
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "example_case"

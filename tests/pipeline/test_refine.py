@@ -36,7 +36,7 @@ def test_refinement_reduces_residual_and_3d_error() -> None:
         shift = rng.normal(0, 2.0, 3)
         b_header = b_true.moved(rot.T, -rot.T @ shift)  # the header is wrong by the inverse
         res = refine_view_b(
-            a, b_header, line_a[[0, -1]], line_b[[0, -1]], line_a, line_b, mm_per_px=0.22
+            a, b_header, line_a[[0, -1]], line_b[[0, -1]], [(line_a, line_b)], mm_per_px=0.22
         )
         if res.residual_px_before < 0.1:
             # The header error lies in directions these correspondences cannot see: the
@@ -58,7 +58,7 @@ def test_exact_geometry_stays_put() -> None:
     b = ViewGeometry.from_angles(-30, 30, 1000, 750, (0.3, 0.3), 512, 512)
     X = _curve()
     la, lb = a.project(X), b.project(X)
-    res = refine_view_b(a, b, la[[0, -1]], lb[[0, -1]], la, lb)
+    res = refine_view_b(a, b, la[[0, -1]], lb[[0, -1]], [(la, lb)])
     assert res.residual_px_after <= res.residual_px_before + 1e-9
     assert max(abs(v) for v in res.translation_mm) < 0.5
 
@@ -76,7 +76,7 @@ def test_right_header_with_noisy_clicks_and_curves_is_kept() -> None:
         lb = b.project(X) + rng.normal(0, 0.5, (len(X), 2))
         ea = la[[0, -1]] + rng.normal(0, 1.0, (2, 2))
         eb = lb[[0, -1]] + rng.normal(0, 1.0, (2, 2))
-        res = refine_view_b(a, b, ea, eb, la, lb)
+        res = refine_view_b(a, b, ea, eb, [(la, lb)])
         kept += not res.applied
         rot_sd, shift_sd = res.sigma()
         assert all(v > 0 for v in rot_sd + shift_sd)  # a posterior, never zero
@@ -91,7 +91,7 @@ def test_posterior_is_tighter_than_the_prior_in_observable_directions() -> None:
     b = ViewGeometry.from_angles(-30, 30, 1000, 750, (0.3, 0.3), 512, 512)
     X = _curve()
     la, lb = a.project(X), b.project(X)
-    res = refine_view_b(a, b, la[[0, -1]], lb[[0, -1]], la, lb)
+    res = refine_view_b(a, b, la[[0, -1]], lb[[0, -1]], [(la, lb)])
     prior = np.radians(PRIOR_ANGLE_DEG) ** 2 * 3 + PRIOR_SHIFT_MM**2 * 3
     assert res.covariance.shape == (6, 6)
     assert np.trace(res.covariance) < prior

@@ -87,7 +87,7 @@ def case_sample(seed: int, segmenter: str = "network", models_dir: str | None = 
                 for v in case.views
             }
         seg = _segmenter(segmenter, models_dir, masks)
-        mi = mesh_initialisation(case, seg, refine=False)
+        mi = mesh_initialisation(case, seg, geometry_refinement=False)
         truth, _, _ = read_ply(d / "truth" / "mesh.ply")
     arrays = {
         "crops": np.stack([encoder_input(vr) for vr in mi.views]).astype(np.float16),

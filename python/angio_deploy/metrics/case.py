@@ -21,14 +21,17 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from angio_deploy import kernels
 from angio_deploy.errors import InputError, InputNotFoundError
 from angio_deploy.io.centreline_csv import read_centreline_csv
 from angio_deploy.io.mesh_io import read_ply
+from angio_deploy.pipeline.branches import bifurcation_angle_deg
 from angio_deploy.pipeline.qca import find_lesions
+from angio_deploy.topology import N_AROUND, ring_faces
 
 from .radius import lesion_window, percent_ds_error, radius_errors, ring_radii
 from .silhouette import mean_overlap
-from .surface import f_paper, surface_distances, vertex_mae
+from .surface import f_paper, surface_distances, vertex_mae, vertex_mae_shape
 
 __all__ = ["ViewTruth", "evaluate_case", "load_truth_views", "summarize"]
 
@@ -160,6 +163,7 @@ def evaluate_case(
     meta = _read_json(truth_dir / "meta.json")
     row: dict[str, Any] = {"case": truth_dir.parent.name}
     row["MAE"] = vertex_mae(pv, tv)
+    row["MAE_shape"] = vertex_mae_shape(pv, tv)
     row.update(surface_distances((pv, pf), (tv, tf)))
     row["F_paper"] = f_paper(pv, pf, tv, tf)
 
@@ -175,7 +179,62 @@ def evaluate_case(
     row.update(radius_errors(pred_cl.radius_mm, true_cl.radius_mm))
     row.update(_stenosis_metrics(pv, tv, meta))
     row.update(_qca_metrics(pred_dir / "qca.csv", tv, meta))
+    row.update(_joined_metrics(pred_dir, truth_dir, views, pv, tv))
     return row
+
+
+_JOINED_KEYS = ("ASSD_joined", "HD95_joined", "Dice_joined", "Dice_main", "bifurcation_angle_error")
+
+
+def ring_centres(vertices: np.ndarray) -> np.ndarray:
+    """Centres (R, 3) mm of a ring mesh's rings (mean of each ring's vertices)."""
+    return np.asarray(vertices, dtype=np.float64).reshape(-1, N_AROUND, 3).mean(axis=1)
+
+
+def _joined_metrics(pred_dir: Path, truth_dir: Path, views, pv, tv) -> dict[str, float]:
+    """METRICS.md joined metrics for a truth with side branches (NaN otherwise, or where
+    the prediction lacks the file): ``mesh_joined`` against the truth's joined mesh
+    (``ASSD_joined``, ``HD95_joined``) and the masks (``Dice_joined``); ``Dice_main``, the
+    main mesh against the silhouette of the truth's main mesh (the same views), for the
+    comparison "joined Dice vs main Dice"; ``bifurcation_angle_error`` (degrees),
+    predicted minus true angle (:func:`~angio_deploy.pipeline.branches.
+    bifurcation_angle_deg` on both), mean over the branches."""
+    out = dict.fromkeys(_JOINED_KEYS, NAN)
+    truth_joined = truth_dir / "mesh_joined.ply"
+    if not truth_joined.exists():
+        return out
+    capped = ring_faces(len(pv) // N_AROUND, N_AROUND, caps=True)
+    truth_main = [(v.P, _silhouette(tv, v.P, v.mask.shape)) for v in views]
+    out["Dice_main"] = mean_overlap(pv, capped, truth_main)["Dice"]
+    pred_joined = pred_dir / "mesh_joined.ply"
+    if pred_joined.exists():
+        jv, jf, _ = read_ply(pred_joined)
+        tjv, tjf, _ = read_ply(truth_joined)
+        d = surface_distances((jv, jf), (tjv, tjf))
+        out["ASSD_joined"], out["HD95_joined"] = d["ASSD"], d["HD95"]
+        out["Dice_joined"] = mean_overlap(jv, jf, [(v.P, v.mask) for v in views])["Dice"]
+    errors = []
+    main_p, main_t = ring_centres(pv), ring_centres(tv)
+    for k, side in enumerate(sorted(truth_dir.glob("side_*.ply"), key=_side_index), start=1):
+        branch = pred_dir / f"branch_{k}.ply"
+        if not branch.exists():
+            continue
+        a_p = bifurcation_angle_deg(main_p, ring_centres(read_ply(branch)[0]))
+        a_t = bifurcation_angle_deg(main_t, ring_centres(read_ply(side)[0]))
+        errors.append(a_p - a_t)
+    if errors:
+        out["bifurcation_angle_error"] = float(np.mean(errors))
+    return out
+
+
+def _side_index(path: Path) -> int:
+    return int(path.stem.split("_")[1])
+
+
+def _silhouette(vertices: np.ndarray, P: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The filled silhouette (H, W) uint8 of a closed ring mesh rendered with ``P``."""
+    capped = ring_faces(len(vertices) // N_AROUND, N_AROUND, caps=True)
+    return kernels.rasterize_silhouette(P, vertices, capped, shape[1], shape[0])
 
 
 #: Rings the predicted MLD may lie outside the truth's lesion window (ring slide).

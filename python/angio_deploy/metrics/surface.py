@@ -290,3 +290,17 @@ def f_paper(
     ts = scale * (sample_surface(tv, tf, n, seed) @ A.T + b)
     nn_pt, nn_tp = _nn_distances(ps, ts)
     return f_score(nn_pt**2, nn_tp**2, F_PAPER_TAU)
+
+
+def vertex_mae_shape(pred_v, true_v) -> float:
+    """MAE (mm) after the rigid motion that best aligns the prediction's vertices to the
+    truth's (least squares over corresponding vertices, Kabsch, no scaling; METRICS.md
+    MAE_shape): the shape error without the placement error."""
+    vertex_mae(pred_v, true_v)  # the same checks, the same errors
+    p = np.asarray(pred_v, dtype=np.float64)
+    t = np.asarray(true_v, dtype=np.float64)
+    pc, tc = p.mean(axis=0), t.mean(axis=0)
+    U, _, Vt = np.linalg.svd((p - pc).T @ (t - tc))
+    d = np.sign(np.linalg.det(U @ Vt))  # a rotation, never a reflection
+    R = U @ np.diag([1.0, 1.0, d]) @ Vt
+    return float(np.linalg.norm((p - pc) @ R + tc - t, axis=1).mean())

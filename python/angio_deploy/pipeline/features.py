@@ -12,9 +12,10 @@ import numpy as np
 
 from angio_deploy import kernels
 from angio_deploy.geometry import NormalisedFrame
+from angio_deploy.topology import N_AROUND
 
 from .crop import normalize_crop
-from .mi import N_AROUND, ViewResult
+from .result import ViewResult
 
 #: Encoder input channels, in order (recorded in the model manifest as input.channels).
 CHANNELS = ("image", "probability")

@@ -1,18 +1,21 @@
-"""Mesh initialisation (3DAngioNet section 2.2): two views in, a 100 x 60 tube mesh out.
+"""Mesh initialisation (3DAngioNet section 2.2): two views in, a 100 x 60 tube mesh out,
+for the main segment and each side branch through the same route.
 
-Stages, each timed: crop each view around its SOI; segment (both views in one batch);
-2D centreline and lumen widths per view, mapped back to image pixels; refinement of view
-B's geometry against view A (optional); epipolar correspondence and triangulation of the
-two centrelines into 100 points evenly spaced in arc length (native core); per-ring
-radius from the two views' widths scaled to mm at the 3D point; tube mesh (native core).
+Stages, each timed: crop each view around each segment; segment (every crop in one
+batch); 2D centreline and lumen widths per view, mapped back to image pixels; refinement
+of view B's geometry against view A (optional), once per case from every segment's
+correspondences; per segment, epipolar correspondence and triangulation of the two
+centrelines into 100 points evenly spaced in arc length (native core), per-ring radius
+from the two views' widths scaled to mm at the 3D point, tube mesh (native core).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,11 +25,13 @@ from scipy.spatial.transform import Rotation
 from scipy.stats import chi2
 
 from angio_deploy import kernels
+from angio_deploy.curves import arc_lengths
+from angio_deploy.errors import InputError
 from angio_deploy.geometry import ViewGeometry, separation_angle_deg
-from angio_deploy.io.case import Case, CaseView, SegmentPoints
-from angio_deploy.topology import N_AROUND, N_RINGS, ring_faces
+from angio_deploy.io.case import Case, SegmentPoints
+from angio_deploy.topology import N_AROUND, N_RINGS
 
-from .centreline2d import Centreline2D, arc_lengths, extract_centreline
+from .centreline2d import Centreline2D, extract_centreline
 from .crop import SoiCrop
 from .refine import (
     CURVE_SIGMA_PX,
@@ -35,6 +40,7 @@ from .refine import (
     RefinementResult,
     refine_view_b,
 )
+from .result import MAIN, MIResult, Progress, ViewResult, branch_name
 from .segmenters import Segmenter
 
 log = logging.getLogger(__name__)
@@ -54,46 +60,6 @@ CHI2_3_95 = float(chi2.ppf(0.95, 3))
 #: How far (mm) the end fit may move each end along the centreline, and its step.
 END_FIT_MM = 3.0
 END_FIT_STEP_MM = 0.02
-
-Progress = Callable[[str, float], None]
-
-
-@dataclass(eq=False)
-class ViewResult:
-    """One view after segmentation: crop, probabilities (crop space), centreline (image px)."""
-
-    view: CaseView
-    crop: SoiCrop
-    prob: np.ndarray
-    centreline: Centreline2D
-    points_px: np.ndarray  # (K, 2) image pixels
-    widths_px: np.ndarray  # (K,) image pixels
-
-    @property
-    def gap(self) -> np.ndarray:
-        """(K,) bool: the point crosses a gap of the segmentation (width from neighbours)."""
-        g = self.centreline.gap
-        return np.zeros(len(self.points_px), dtype=bool) if g is None else g
-
-
-@dataclass(eq=False)
-class MIResult:
-    """Mesh initialisation output: 3D centreline, radii, mesh, and what happened."""
-
-    centreline_mm: np.ndarray  # (100, 3) world mm
-    radius_mm: np.ndarray  # (100,)
-    vertices: np.ndarray  # (6000, 3) world mm
-    faces: np.ndarray  # (11880, 3)
-    views: tuple[ViewResult, ViewResult]
-    geometries: tuple[ViewGeometry, ViewGeometry]
-    refinement: RefinementResult | None
-    timings_s: dict[str, float] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    #: (100,) bool: rings seen in a gap of the segmentation in either view; their radius
-    #: comes from the neighbouring rings, so it is less certain.
-    low_confidence: np.ndarray | None = None
-    #: (N_RINGS,) 95 % bound of each ring's 3D position, mm (position_uncertainty).
-    uncertainty_mm: np.ndarray | None = None
 
 
 def _timed(timings: dict[str, float], name: str, progress: Progress | None, t0: float) -> float:
@@ -214,69 +180,141 @@ def trace_view(
     )
 
 
-def segment_views(
-    case: Case, segmenter: Segmenter, timings: dict[str, float], progress: Progress | None
-) -> tuple[ViewResult, ViewResult]:
-    """Crop, segment and trace the SOI in both views."""
-    t = time.perf_counter()
-    crops = [SoiCrop.from_config(v.soi.start, v.soi.end, segmenter.crop) for v in case.views]
-    t = _timed(timings, "crop", progress, t)
-    probs = segmenter.segment(list(zip(case.views, crops, strict=True)))
-    t = _timed(timings, "segment", progress, t)
-    out = []
-    for v, c, p in zip(case.views, crops, probs, strict=True):
-        cl = trace_view(
-            v.image,
-            v.soi,
-            c,
-            p,
-            width_level=float(getattr(segmenter, "width_level", 0.5)),
-            view=f"{v.name} ({v.image_path.name})",
-        )
-        out.append(ViewResult(v, c, p, cl, c.to_image(cl.points), cl.widths / c.scale))
-    _timed(timings, "centreline_2d", progress, t)
-    return out[0], out[1]
+@dataclass(frozen=True)
+class SegmentSpec:
+    """A segment to reconstruct: its name and its points (start, end, guide points) in
+    view A and view B, image px."""
+
+    name: str
+    points: tuple[SegmentPoints, SegmentPoints]
 
 
-def mesh_initialisation(
+def case_segments(case: Case) -> list[SegmentSpec]:
+    """The main segment, then every side branch in case.json order (``branch_K``)."""
+    out = [SegmentSpec(MAIN, (case.views[0].soi, case.views[1].soi))]
+    for k, pts in enumerate(case.side_branches, start=1):
+        out.append(SegmentSpec(branch_name(k), (pts[0], pts[1])))
+    return out
+
+
+@dataclass(frozen=True)
+class SkippedSegment:
+    """A side branch left out (``--skip-failed-branches``) and why."""
+
+    name: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"branch": self.name, "reason": self.reason}
+
+
+def trace_segments(
     case: Case,
     segmenter: Segmenter,
+    segments: Sequence[SegmentSpec],
+    timings: dict[str, float],
+    progress: Progress | None = None,
     *,
-    refine: bool = True,
+    skip_failed_branches: bool = False,
+) -> list[tuple[ViewResult, ViewResult] | SkippedSegment]:
+    """Crop, segment (all segments' crops in one batch) and trace every segment in both
+    views. A side branch whose 2D path cannot be found raises InputError naming it
+    (field ``side_branches[k]``), or with ``skip_failed_branches`` comes back as a
+    :class:`SkippedSegment`; the main segment's failure always raises."""
+    t = time.perf_counter()
+    items = []
+    for seg in segments:
+        for v, pts in zip(case.views, seg.points, strict=True):
+            view = v if pts is v.soi else dataclasses.replace(v, soi=pts)
+            items.append((view, SoiCrop.from_config(pts.start, pts.end, segmenter.crop)))
+    t = _timed(timings, "crop", progress, t)
+    probs = segmenter.segment(items)
+    t = _timed(timings, "segment", progress, t)
+    width_level = float(getattr(segmenter, "width_level", 0.5))
+    out: list[tuple[ViewResult, ViewResult] | SkippedSegment] = []
+    for i, seg in enumerate(segments):
+        pair = []
+        for (v, c), p in zip(items[2 * i : 2 * i + 2], probs[2 * i : 2 * i + 2], strict=True):
+            where = f"{v.name} ({v.image_path.name})"
+            try:
+                cl = trace_view(v.image, v.soi, c, p, width_level=width_level, view=where)
+            except InputError as exc:
+                if seg.name == MAIN:
+                    raise
+                err = branch_error(seg.name, exc.message, source=exc.source or str(case.path))
+                if not skip_failed_branches:
+                    raise err from exc
+                log.warning("%s", err)
+                out.append(SkippedSegment(seg.name, exc.message))
+                break
+            pair.append(ViewResult(v, c, p, cl, c.to_image(cl.points), cl.widths / c.scale))
+        else:
+            out.append((pair[0], pair[1]))
+    _timed(timings, "centreline_2d", progress, t)
+    return out
+
+
+def branch_error(name: str, message: str, *, source: str | None = None) -> InputError:
+    """The error of a side branch that cannot be reconstructed: names it and its case.json
+    field, and says how to write the rest anyway."""
+    k = int(name.rsplit("_", 1)[1]) - 1
+    return InputError(
+        f"{name} cannot be reconstructed: {message} "
+        "(--skip-failed-branches writes the other segments without it)",
+        source=source,
+        field=f"side_branches[{k}]",
+    )
+
+
+def refine_geometry(
+    traced: Sequence[tuple[ViewResult, ViewResult]],
+    names: Sequence[str] | None = None,
+) -> RefinementResult:
+    """Geometry refinement of view B against view A once for the case, from every
+    segment's start/end clicks and 2D centreline (GEOMETRY.md "Refinement")."""
+    va, vb = traced[0]
+    ga, gb = va.view.geometry, vb.view.geometry
+    # Residuals in mm at the isocenter, where the operator centres the segment.
+    mm_per_px = float(ga.pixel_size_at_mm(np.zeros((1, 3)))[0])
+    names = list(names) if names is not None else [f"segment_{i}" for i in range(len(traced))]
+    ends_a = np.concatenate([np.stack([a.points_px[0], a.points_px[-1]]) for a, _ in traced])
+    ends_b = np.concatenate([np.stack([b.points_px[0], b.points_px[-1]]) for _, b in traced])
+    labels = [f"{n} {end}" for n in names for end in ("start", "end")]
+    return refine_view_b(
+        ga,
+        gb,
+        ends_a,
+        ends_b,
+        [(a.points_px, b.points_px) for a, b in traced],
+        mm_per_px=mm_per_px,
+        end_labels=labels,
+        curve_labels=[f"{n} centreline" for n in names],
+    )
+
+
+def build_segment(
+    name: str,
+    va: ViewResult,
+    vb: ViewResult,
+    gb: ViewGeometry,
+    refinement: RefinementResult | None,
+    timings: dict[str, float],
     progress: Progress | None = None,
 ) -> MIResult:
-    """Run mesh initialisation on a loaded case (see module docstring)."""
-    timings: dict[str, float] = {}
+    """Triangulate one traced segment with view B's geometry ``gb`` (refined or header),
+    its per-ring position uncertainty, radii and the tube mesh."""
+    ga = va.view.geometry
     warnings: list[str] = []
-    va, vb = segment_views(case, segmenter, timings, progress)
-    ga, gb = va.view.geometry, vb.view.geometry
-
     t = time.perf_counter()
-    refinement = None
-    if refine:
-        # Residuals in mm at the isocenter, where the operator centres the segment.
-        mm_per_px = float(ga.pixel_size_at_mm(np.zeros((1, 3)))[0])
-        refinement = refine_view_b(
-            ga,
-            gb,
-            np.stack([va.points_px[0], va.points_px[-1]]),
-            np.stack([vb.points_px[0], vb.points_px[-1]]),
-            va.points_px,
-            vb.points_px,
-            mm_per_px=mm_per_px,
-        )
-        gb = refinement.geometry_b
-        warnings.extend(refinement.warnings)
-    t = _timed(timings, "refine", progress, t)
-
+    label = "" if name == MAIN else f"{name}: "
     centres = triangulate(ga, gb, va, vb)
     t = _timed(timings, "triangulate", progress, t)
     cov = None if refinement is None else refinement.covariance
     uncertainty = position_uncertainty(ga, gb, va, vb, centres, cov)
     if float(uncertainty.max()) > WARN_UNCERTAINTY_MM:
         warnings.append(
-            f"3D position uncertainty reaches {float(uncertainty.max()):.1f} mm (95 %) at ring "
-            f"{int(uncertainty.argmax())}: the views do not pin the segment down well"
+            f"{label}3D position uncertainty reaches {float(uncertainty.max()):.1f} mm (95 %) "
+            f"at ring {int(uncertainty.argmax())}: the views do not pin the segment down well"
         )
     t = _timed(timings, "uncertainty", progress, t)
 
@@ -284,7 +322,7 @@ def mesh_initialisation(
     low = va.gap[_nearest_2d(centres, ga, va)] | vb.gap[_nearest_2d(centres, gb, vb)]
     if low.any():
         warnings.append(
-            f"{int(low.sum())} of {len(low)} rings cross a gap in the segmentation "
+            f"{label}{int(low.sum())} of {len(low)} rings cross a gap in the segmentation "
             "(bridged on image evidence; radius taken from the neighbouring rings)"
         )
     radius = ndimage.gaussian_filter1d(0.5 * d, RADIUS_SMOOTH_RINGS, mode="nearest")
@@ -304,7 +342,78 @@ def mesh_initialisation(
         warnings=warnings,
         low_confidence=low,
         uncertainty_mm=uncertainty,
+        branch=name,
     )
+
+
+@dataclass(eq=False)
+class CaseSegments:
+    """Every segment of a case after mesh initialisation: ``results`` (main first, then
+    the side branches that worked) and the branches left out."""
+
+    results: list[MIResult]
+    skipped: list[SkippedSegment]
+
+    @property
+    def main(self) -> MIResult:
+        return self.results[0]
+
+    @property
+    def branches(self) -> list[MIResult]:
+        return self.results[1:]
+
+
+def initialise_segments(
+    case: Case,
+    segmenter: Segmenter,
+    *,
+    geometry_refinement: bool = True,
+    segments: Sequence[SegmentSpec] | None = None,
+    skip_failed_branches: bool = False,
+    progress: Progress | None = None,
+) -> CaseSegments:
+    """Mesh initialisation of every segment of the case (``segments``, default
+    :func:`case_segments`: the main segment first, then each side branch). View B's
+    geometry is refined once, from all of them (``geometry_refinement``); each segment is
+    then triangulated with it. The timings dict is the case's, shared by all results."""
+    timings: dict[str, float] = {}
+    segments = case_segments(case) if segments is None else list(segments)
+    traced_all = trace_segments(
+        case, segmenter, segments, timings, progress, skip_failed_branches=skip_failed_branches
+    )
+    skipped = [t for t in traced_all if isinstance(t, SkippedSegment)]
+    kept = [(s, t) for s, t in zip(segments, traced_all, strict=True) if isinstance(t, tuple)]
+    gb = case.views[1].geometry
+    t = time.perf_counter()
+    refinement = None
+    if geometry_refinement:
+        refinement = refine_geometry([tr for _, tr in kept], [s.name for s, _ in kept])
+        gb = refinement.geometry_b
+    _timed(timings, "refine", progress, t)
+    out = [
+        build_segment(seg.name, va, vb, gb, refinement, timings, progress) for seg, (va, vb) in kept
+    ]
+    if refinement is not None:
+        out[0].warnings[:0] = refinement.warnings
+    return CaseSegments(out, skipped)
+
+
+def mesh_initialisation(
+    case: Case,
+    segmenter: Segmenter,
+    *,
+    geometry_refinement: bool = True,
+    progress: Progress | None = None,
+) -> MIResult:
+    """Mesh initialisation of the case's main segment alone (side branches not traced and
+    not used by geometry refinement; :func:`initialise_segments` does them all)."""
+    return initialise_segments(
+        case,
+        segmenter,
+        geometry_refinement=geometry_refinement,
+        segments=case_segments(case)[:1],
+        progress=progress,
+    ).main
 
 
 def triangulate(ga: ViewGeometry, gb: ViewGeometry, va: ViewResult, vb: ViewResult) -> np.ndarray:
@@ -356,19 +465,6 @@ def position_uncertainty(
     mm_px = 0.5 * (ga.pixel_size_at_mm(centres) + gb.pixel_size_at_mm(centres))
     var += (CURVE_SIGMA_PX * mm_px) ** 2 * (2.0 + 1.0 / np.sin(sep) ** 2)
     return np.sqrt(CHI2_3_95 * var / 3.0)
-
-
-def reprojection_dice(result: MIResult) -> list[float]:
-    """Dice (per view) of the mesh's silhouette against the thresholded segmentation,
-    both in image space: a quality check that needs no truth."""
-    capped = ring_faces(len(result.vertices) // N_AROUND, N_AROUND, caps=True)
-    out = []
-    for vr, g in zip(result.views, result.geometries, strict=True):
-        seg = vr.crop.unwarp(vr.prob, (g.height, g.width)) >= 0.5
-        sil = kernels.rasterize_silhouette(g.P, result.vertices, capped, g.width, g.height) > 0
-        denom = seg.sum() + sil.sum()
-        out.append(float(2.0 * (seg & sil).sum() / denom) if denom else 0.0)
-    return out
 
 
 def summary(result: MIResult) -> dict[str, Any]:

@@ -38,9 +38,10 @@ import numpy as np
 from scipy import ndimage
 
 from angio_deploy import kernels
+from angio_deploy.topology import N_AROUND
 
 from .features import CHANNELS, encoder_input
-from .mi import N_AROUND, MIResult, Progress
+from .result import MIResult, Progress
 
 log = logging.getLogger(__name__)
 

@@ -119,12 +119,6 @@ class BranchQCA:
         }
 
 
-def arc_length_mm(points: np.ndarray) -> np.ndarray:
-    """Cumulative arc length (N,) mm of a polyline (N, 3) mm, 0 at its first point (in
-    float64 whatever the input type; :func:`angio_deploy.curves.arc_lengths`)."""
-    return arc_lengths(np.asarray(points, dtype=np.float64))
-
-
 def reference_diameter(arc_mm: np.ndarray, diameter_mm: np.ndarray) -> np.ndarray:
     """Healthy reference diameter (N,) mm along the arc (module docstring)."""
     s = np.asarray(arc_mm, dtype=np.float64)
@@ -188,7 +182,7 @@ def branch_qca(
     branch: str = "main",
 ) -> BranchQCA:
     """QCA of one branch from its rings: centreline (N, 3) world mm, radius (N,) mm."""
-    s = arc_length_mm(centreline_mm)
+    s = arc_lengths(np.asarray(centreline_mm, dtype=np.float64))
     d = 2.0 * np.asarray(radius_mm, dtype=np.float64)
     ref = reference_diameter(s, d)
     return BranchQCA(

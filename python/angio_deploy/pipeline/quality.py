@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .mi import MIResult
+from angio_deploy import kernels
+from angio_deploy.topology import N_AROUND, ring_faces
+
+from .result import MIResult
 
 #: Below this reprojection Dice in both views the mesh is refused.
 MIN_REPROJECTION_DICE = 0.3
@@ -51,3 +54,16 @@ def implausibilities(result: MIResult, dice: list[float]) -> list[str]:
             f"(> {MAX_FROM_ISOCENTER_MM:.0f})"
         )
     return problems
+
+
+def reprojection_dice(result: MIResult) -> list[float]:
+    """Dice (per view) of the mesh's silhouette against the thresholded segmentation,
+    both in image space: a quality check that needs no truth."""
+    capped = ring_faces(len(result.vertices) // N_AROUND, N_AROUND, caps=True)
+    out = []
+    for vr, g in zip(result.views, result.geometries, strict=True):
+        seg = vr.crop.unwarp(vr.prob, (g.height, g.width)) >= 0.5
+        sil = kernels.rasterize_silhouette(g.P, result.vertices, capped, g.width, g.height) > 0
+        denom = seg.sum() + sil.sum()
+        out.append(float(2.0 * (seg & sil).sum() / denom) if denom else 0.0)
+    return out

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +95,9 @@ class RefinementResult:
     test: dict[str, float | bool] = field(default_factory=dict)
     covariance: np.ndarray | None = None
     reason: str = ""
+    #: Every correspondence used, with its residual (px) before and after: points
+    #: (segment ends) and curves (mean over the curve's samples).
+    correspondences: tuple[dict[str, Any], ...] = ()
 
     def sigma(self) -> tuple[list[float], list[float]]:
         """1-sigma of the correction: rotation (deg, 3) and translation (mm, 3)."""
@@ -116,6 +120,7 @@ class RefinementResult:
             "residual_px": {"before": self.residual_px_before, "after": self.residual_px_after},
             "residual_mm": {"before": self.residual_mm_before, "after": self.residual_mm_after},
             "iterations": self.iterations,
+            "correspondences": [dict(c) for c in self.correspondences],
             "warnings": list(self.warnings),
         }
 
@@ -140,17 +145,21 @@ def _residuals(
     P_b: np.ndarray,
     ends_a: np.ndarray,
     ends_b: np.ndarray,
-    line_a: np.ndarray,
-    line_b: np.ndarray,
-    sub_a: np.ndarray,
-    sub_b: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
+    curves: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Epipolar distances (px) of the end correspondences, and per curve (line A, line B,
+    samples of A, samples of B) the distances of the samples' epipolar lines to the other
+    view's curve."""
     F = fundamental_matrix(P_a, P_b)
     r_ends = epipolar_distances(F, ends_a, ends_b)
-    la = np.column_stack([sub_a, np.ones(len(sub_a))]) @ F.T  # lines in B
-    lb = np.column_stack([sub_b, np.ones(len(sub_b))]) @ F  # lines in A
-    r_curve = np.concatenate([_line_to_polyline(la, line_b), _line_to_polyline(lb, line_a)])
-    return r_ends, r_curve
+    r_curves = []
+    for line_a, line_b, sub_a, sub_b in curves:
+        la = np.column_stack([sub_a, np.ones(len(sub_a))]) @ F.T  # lines in B
+        lb = np.column_stack([sub_b, np.ones(len(sub_b))]) @ F  # lines in A
+        r_curves.append(
+            np.concatenate([_line_to_polyline(la, line_b), _line_to_polyline(lb, line_a)])
+        )
+    return r_ends, r_curves
 
 
 def _transform(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -172,39 +181,67 @@ def refine_view_b(
     b: ViewGeometry,
     ends_a: np.ndarray,
     ends_b: np.ndarray,
-    line_a: np.ndarray,
-    line_b: np.ndarray,
+    curves: Sequence[tuple[np.ndarray, np.ndarray]],
     *,
     mm_per_px: float = 1.0,
+    end_labels: Sequence[str] | None = None,
+    curve_labels: Sequence[str] | None = None,
 ) -> RefinementResult:
-    """Refine view B against view A from start/end correspondences ``ends_a``/``ends_b``
-    (2, 2) px and the 2D centrelines ``line_a``/``line_b`` (K, 2) px of each view.
+    """Refine view B against view A from point correspondences ``ends_a``/``ends_b``
+    (N, 2) px (every segment's start and end clicks) and ``curves``: for each segment its
+    2D centrelines (line A (K, 2) px, line B (L, 2) px).
 
     Only observable directions are corrected, and only when the correction is significant
     (module docstring). ``mm_per_px`` (pixel size at the segment) converts residuals to mm
-    for the report.
+    for the report; the labels name each correspondence in it.
     """
-    ends_a = np.asarray(ends_a, dtype=np.float64)
-    ends_b = np.asarray(ends_b, dtype=np.float64)
-    line_a = np.asarray(line_a, dtype=np.float64)
-    line_b = np.asarray(line_b, dtype=np.float64)
-    sub_a, sub_b = _subsample(line_a, N_CURVE_SAMPLES), _subsample(line_b, N_CURVE_SAMPLES)
+    ends_a = np.asarray(ends_a, dtype=np.float64).reshape(-1, 2)
+    ends_b = np.asarray(ends_b, dtype=np.float64).reshape(-1, 2)
+    prepared = []
+    for line_a, line_b in curves:
+        la = np.asarray(line_a, dtype=np.float64)
+        lb = np.asarray(line_b, dtype=np.float64)
+        prepared.append((la, lb, _subsample(la, N_CURVE_SAMPLES), _subsample(lb, N_CURVE_SAMPLES)))
     prior = np.array([math.radians(PRIOR_ANGLE_DEG)] * 3 + [PRIOR_SHIFT_MM] * 3)
-    n_curve = len(sub_a) + len(sub_b)
     # Each curve's samples together weigh as CURVE_EFFECTIVE_SAMPLES independent ones.
-    w_curve = math.sqrt(2 * CURVE_EFFECTIVE_SAMPLES / max(n_curve, 1))
-    n_eff = 2 + min(n_curve, 2 * CURVE_EFFECTIVE_SAMPLES)
+    n_curves = [len(c[2]) + len(c[3]) for c in prepared]
+    w_curves = [math.sqrt(2 * CURVE_EFFECTIVE_SAMPLES / max(n, 1)) for n in n_curves]
+    n_eff = len(ends_a) + sum(min(n, 2 * CURVE_EFFECTIVE_SAMPLES) for n in n_curves)
+
+    def residuals(p: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        R, t = _transform(p)
+        return _residuals(a.P, b.moved(R, t).P, ends_a, ends_b, prepared)
 
     def data(p: np.ndarray) -> np.ndarray:
         """Noise-scaled data residuals (unit variance if the sigmas are right)."""
-        R, t = _transform(p)
-        r_e, r_c = _residuals(a.P, b.moved(R, t).P, ends_a, ends_b, line_a, line_b, sub_a, sub_b)
-        return np.concatenate([r_e / CLICK_SIGMA_PX, w_curve * r_c / CURVE_SIGMA_PX])
+        r_e, r_c = residuals(p)
+        scaled = [w * r / CURVE_SIGMA_PX for w, r in zip(w_curves, r_c, strict=True)]
+        return np.concatenate([r_e / CLICK_SIGMA_PX, *scaled])
 
     def mean_px(p: np.ndarray) -> float:
-        R, t = _transform(p)
-        r_e, r_c = _residuals(a.P, b.moved(R, t).P, ends_a, ends_b, line_a, line_b, sub_a, sub_b)
-        return float(np.mean(np.concatenate([r_e, r_c])))
+        r_e, r_c = residuals(p)
+        return float(np.mean(np.concatenate([r_e, *r_c])))
+
+    def per_correspondence(p_after: np.ndarray) -> list[dict[str, Any]]:
+        e0, c0 = residuals(np.zeros(6))
+        e1, c1 = residuals(p_after)
+        e_names = list(end_labels) if end_labels is not None else []
+        e_names += [f"point {k}" for k in range(len(e_names), len(e0))]
+        c_names = list(curve_labels) if curve_labels is not None else []
+        c_names += [f"curve {k}" for k in range(len(c_names), len(c0))]
+        out: list[dict[str, Any]] = [
+            {"name": n, "kind": "point", "residual_px": {"before": float(x0), "after": float(x1)}}
+            for n, x0, x1 in zip(e_names, e0, e1, strict=True)
+        ]
+        out += [
+            {
+                "name": n,
+                "kind": "curve",
+                "residual_px": {"before": float(np.mean(x0)), "after": float(np.mean(x1))},
+            }
+            for n, x0, x1 in zip(c_names, c0, c1, strict=True)
+        ]
+        return out
 
     p0 = np.zeros(6)
     before = mean_px(p0)
@@ -249,6 +286,7 @@ def refine_view_b(
             test=test,
             covariance=cov,
             reason=reason,
+            correspondences=tuple(per_correspondence(np.zeros(6))),
         )
 
     if k == 0:
@@ -322,4 +360,5 @@ def refine_view_b(
         test=test,
         covariance=cov,
         reason=f"significant in {k} observable direction(s)",
+        correspondences=tuple(per_correspondence(p_hat)),
     )

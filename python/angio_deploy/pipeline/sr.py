@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from .features import CHANNELS, encoder_input, ring_summary, sr_frame, vertex_features
-from .mi import MIResult, Progress
 from .profile import PROFILE, ProfileRefiner
+from .result import MIResult, Progress
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from angio_deploy._version import __version__
 from angio_deploy.errors import InputError
 from angio_deploy.geometry import ViewGeometry
 from angio_deploy.io.jsonio import dumps
+from angio_deploy.stitching import union_tubes
 
 from .anatomy import generate_anatomy
 from .model import Anatomy, SegmentOfInterest, Vessel
@@ -325,24 +326,12 @@ def ring_reference(case: SynthCase) -> np.ndarray:
 
 
 def joined_truth_mesh(case: SynthCase) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean union (manifold3d) of the capped main and side-branch truth meshes."""
-    import manifold3d as m3
-
+    """The joined truth: Boolean union of the main and side-branch truth tubes, by the
+    same function as the product's mesh_joined (:func:`angio_deploy.stitching.union_tubes`)."""
     ref = ring_reference(case)
-
-    def manifold(r: Rings) -> m3.Manifold:
-        v, f = ring_mesh(r, caps=True, reference=ref)
-        return m3.Manifold(
-            m3.Mesh(vert_properties=v.astype(np.float32), tri_verts=f.astype(np.uint32))
-        )
-
-    acc = manifold(case.rings)
-    for r in case.side_rings:
-        acc = acc + manifold(r)
-    mesh = acc.to_mesh()
-    return np.asarray(mesh.vert_properties, dtype=np.float64)[:, :3], np.asarray(
-        mesh.tri_verts, dtype=np.int64
-    )
+    tubes = [ring_mesh(r, reference=ref)[0] for r in [case.rings, *case.side_rings]]
+    joined = union_tubes(tubes)
+    return joined.vertices, joined.faces
 
 
 def _one(args: tuple[int, str, int | None]) -> str:

@@ -108,7 +108,11 @@ def _mi_of_case(tmp_path, seed: int):
     seg = OracleSegmenter(
         {k: np.asarray(Image.open(d / "truth" / f"mask_{k}.png")) > 0 for k in "ab"}
     )
-    return d, seg, mesh_initialisation(with_true_geometry(load_case(d)), seg, refine=False)
+    return (
+        d,
+        seg,
+        mesh_initialisation(with_true_geometry(load_case(d)), seg, geometry_refinement=False),
+    )
 
 
 def test_export_parity_and_runtime_matches_torch(profile_run, tmp_path) -> None:

@@ -105,7 +105,9 @@ def test_export_parity_and_runtime_matches_torch(sr_run, sr_data, tmp_path) -> N
 
     d = write_case(generate_case(2_000_001), tmp_path / "case")
     masks = {k: np.asarray(Image.open(d / "truth" / f"mask_{k}.png")) > 0 for k in "ab"}
-    mi = mesh_initialisation(with_true_geometry(load_case(d)), OracleSegmenter(masks), refine=False)
+    mi = mesh_initialisation(
+        with_true_geometry(load_case(d)), OracleSegmenter(masks), geometry_refinement=False
+    )
     sr = SurfaceRefiner(folder=models).refine(mi)
     assert {"sr_encoder", "sr_gcn"} <= set(sr.timings_s)
 
@@ -207,7 +209,9 @@ def test_both_stages_run_profile_first(sr_run, tmp_path) -> None:
 
     d = write_case(generate_case(2_000_001), tmp_path / "case")
     masks = {k: np.asarray(Image.open(d / "truth" / f"mask_{k}.png")) > 0 for k in "ab"}
-    mi = mesh_initialisation(with_true_geometry(load_case(d)), OracleSegmenter(masks), refine=False)
+    mi = mesh_initialisation(
+        with_true_geometry(load_case(d)), OracleSegmenter(masks), geometry_refinement=False
+    )
     calls = []
     out_mi = ref.refine(mi, progress=lambda stage, s: calls.append(stage))
     assert calls == ["sr_profile", "sr_encoder", "sr_gcn"]  # profile first, then the GCN
