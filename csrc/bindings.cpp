@@ -122,7 +122,7 @@ py::tuple tube_mesh(const f64array& centres, const f64array& axes, index_t n_aro
 
 template <typename T>
 py::array sample_typed(const std::vector<py::array>& maps, const f64array& uv, index_t width,
-                       index_t height) {
+                       index_t height, index_t threads) {
   std::vector<angio::MapView<T>> views;
   index_t total = 0;
   for (size_t k = 0; k < maps.size(); ++k) {
@@ -140,13 +140,13 @@ py::array sample_typed(const std::vector<py::array>& maps, const f64array& uv, i
   T* o = out.mutable_data();
   {
     py::gil_scoped_release release;
-    angio::sample_bilinear<T>(views, u, n, width, height, o);
+    angio::sample_bilinear<T>(views, u, n, width, height, o, threads);
   }
   return std::move(out);
 }
 
 py::array sample_bilinear(const std::vector<py::array>& maps, const f64array& uv, index_t width,
-                          index_t height) {
+                          index_t height, index_t threads) {
   require_shape(uv, "uv", {-1, 2});
   if (maps.empty()) throw py::value_error("maps must not be empty");
   if (width < 1 || height < 1) throw py::value_error("width and height must be positive");
@@ -154,8 +154,8 @@ py::array sample_bilinear(const std::vector<py::array>& maps, const f64array& uv
   for (const auto& m : maps)
     if (!m.dtype().is(dt) && !m.dtype().equal(dt))
       throw py::value_error("all maps must have the same dtype");
-  if (dt.equal(py::dtype::of<float>())) return sample_typed<float>(maps, uv, width, height);
-  if (dt.equal(py::dtype::of<double>())) return sample_typed<double>(maps, uv, width, height);
+  if (dt.equal(py::dtype::of<float>())) return sample_typed<float>(maps, uv, width, height, threads);
+  if (dt.equal(py::dtype::of<double>())) return sample_typed<double>(maps, uv, width, height, threads);
   throw py::value_error("maps must be float32 or float64");
 }
 
@@ -182,7 +182,8 @@ py::array_t<std::uint8_t> rasterize_silhouette(const f64array& P, const f64array
 
 py::array_t<double> tube_path_lengths(const f64array& P, const f64array& centres,
                                       const f64array& semi_axes, const f64array& major_dir,
-                                      index_t width, index_t height, index_t supersample) {
+                                      index_t width, index_t height, index_t supersample,
+                                      index_t threads) {
   require_shape(P, "P", {3, 4});
   require_shape(centres, "centres", {-1, 3});
   const index_t m = centres.shape(0);
@@ -196,7 +197,7 @@ py::array_t<double> tube_path_lengths(const f64array& P, const f64array& centres
   double* o = out.mutable_data();
   {
     py::gil_scoped_release release;
-    angio::tube_path_lengths(p, c, a, d, m, width, height, supersample, o);
+    angio::tube_path_lengths(p, c, a, d, m, width, height, supersample, o, threads);
   }
   return out;
 }
@@ -225,14 +226,15 @@ PYBIND11_MODULE(_native, m) {
         "Centres (N, 3) mm, ellipses (N, 3) (a mm, b mm, theta rad), reference direction (3,)\n"
         "(zeros: least-aligned axis) -> vertices, int64 faces.");
   m.def("sample_bilinear", &sample_bilinear, py::arg("maps"), py::arg("uv"), py::arg("width"),
-        py::arg("height"),
-        "Bilinear samples of (H, W, C) maps at image pixels uv (N, 2) -> (N, sum C).");
+        py::arg("height"), py::arg("threads") = 0,
+        "Bilinear samples of (H, W, C) maps at image pixels uv (N, 2) -> (N, sum C); at most\n"
+        "threads worker threads (<= 0: the process's CPU affinity count).");
   m.def("rasterize_silhouette", &rasterize_silhouette, py::arg("P"), py::arg("vertices"),
         py::arg("faces"), py::arg("width"), py::arg("height"),
         "Binary silhouette (height, width) uint8 of a triangle mesh projected with P.");
   m.def("tube_path_lengths", &tube_path_lengths, py::arg("P"), py::arg("centres"),
         py::arg("semi_axes"), py::arg("major_dir"), py::arg("width"), py::arg("height"),
-        py::arg("supersample"),
+        py::arg("supersample"), py::arg("threads") = 0,
         "Path length (mm) of each pixel's ray inside a tube of elliptic cylinder segments -> "
-        "(height, width).");
+        "(height, width); at most threads worker threads (<= 0: the CPU affinity count).");
 }

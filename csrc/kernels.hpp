@@ -45,9 +45,11 @@ struct MapView {
 };
 // Bilinear samples at image pixels uv (n, 2) of an image_w x image_h image ->
 // out (n, sum channels), maps in order (align_corners=False, border clamp, NaN -> 0).
+// threads: most worker threads (<= 0: the process's CPU affinity count); any count gives
+// the same values.
 template <typename T>
 void sample_bilinear(const std::vector<MapView<T>>& maps, const double* uv, index_t n,
-                     index_t image_w, index_t image_h, T* out);
+                     index_t image_w, index_t image_h, T* out, index_t threads);
 
 // -- raster.cpp -------------------------------------------------------------------------
 // Silhouette (height, width) of triangles faces (nf, 3) over vertices (nv, 3) mm.
@@ -58,9 +60,10 @@ void rasterize_silhouette(const double* P, const double* vertices, index_t nv,
 // -- pathlength.cpp ---------------------------------------------------------------------
 // Length (mm) of each pixel's ray from the source inside a tube of m >= 2 cross-sections:
 // centres (m, 3) mm, semi-axes (m, 2) mm, unit major directions (m, 3) -> out (height,
-// width), averaged over supersample x supersample sub-rays per pixel.
+// width), averaged over supersample x supersample sub-rays per pixel. threads: as for
+// sample_bilinear.
 void tube_path_lengths(const double* P, const double* centres, const double* semi_axes,
                        const double* major_dir, index_t m, index_t width, index_t height,
-                       index_t supersample, double* out);
+                       index_t supersample, double* out, index_t threads);
 
 }  // namespace angio

@@ -312,7 +312,7 @@ ANGIO_SIMD_CLONES void add_chords(const Segment& s, double v, double off_u, inde
 
 void tube_path_lengths(const double* P, const double* centres, const double* semi_axes,
                        const double* major_dir, index_t m, index_t width, index_t height,
-                       index_t supersample, double* out) {
+                       index_t supersample, double* out, index_t threads) {
   std::fill(out, out + width * height, 0.0);
   const index_t ss = supersample;
   std::vector<double> offs(static_cast<size_t>(ss));
@@ -327,9 +327,9 @@ void tube_path_lengths(const double* P, const double* centres, const double* sem
   double work = 0.0;
   for (const Segment& s : segs)
     work += static_cast<double>((s.y1 - s.y0 + 1) * ss * ss) * (s.box_w + 1.0);
-  const index_t hw = std::max<index_t>(1, std::thread::hardware_concurrency());
+  const index_t limit = thread_limit(threads);
   const index_t by_work = static_cast<index_t>(std::min(work / 2e5, 8.0));
-  const index_t n_threads = std::max<index_t>(1, std::min<index_t>({hw, 8, by_work}));
+  const index_t n_threads = std::max<index_t>(1, std::min<index_t>({limit, 8, by_work}));
 
   auto render = [&](index_t t) {
     for (const Segment& s : segs) {
@@ -354,7 +354,7 @@ void tube_path_lengths(const double* P, const double* centres, const double* sem
       }
     }
   };
-  parallel_for(n_threads, 1, [&](index_t begin, index_t end) {
+  parallel_for(n_threads, 1, n_threads, [&](index_t begin, index_t end) {
     for (index_t t = begin; t < end; ++t) render(t);
   });
   if (ss > 1) {

@@ -89,20 +89,20 @@ ANGIO_SIMD_CLONES void sample_rows_dispatch(const std::vector<MapView<double>>& 
 
 template <typename T>
 void sample_bilinear(const std::vector<MapView<T>>& maps, const double* uv, index_t n,
-                     index_t image_w, index_t image_h, T* out) {
+                     index_t image_w, index_t image_h, T* out, index_t threads) {
   index_t total = 0;
   for (const auto& m : maps) total += m.channels;
   // Rows are independent; split only when each thread gets ~250k output values, the
   // point where a thread start (~20 us) is clearly repaid.
   const index_t min_rows = std::max<index_t>(64, 250000 / std::max<index_t>(total, 1));
-  parallel_for(n, min_rows, [&](index_t begin, index_t end) {
+  parallel_for(n, min_rows, threads, [&](index_t begin, index_t end) {
     sample_rows_dispatch(maps, uv, begin, end, image_w, image_h, total, out);
   });
 }
 
 template void sample_bilinear<float>(const std::vector<MapView<float>>&, const double*, index_t,
-                                     index_t, index_t, float*);
+                                     index_t, index_t, float*, index_t);
 template void sample_bilinear<double>(const std::vector<MapView<double>>&, const double*,
-                                      index_t, index_t, index_t, double*);
+                                      index_t, index_t, index_t, double*, index_t);
 
 }  // namespace angio

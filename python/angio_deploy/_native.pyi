@@ -35,9 +35,16 @@ def tube_mesh(
     (zeros: least-aligned world axis) -> vertices, faces int64."""
 
 def sample_bilinear(
-    maps: Sequence[npt.NDArray[np.float32]] | Sequence[F64], uv: F64, width: int, height: int
+    maps: Sequence[npt.NDArray[np.float32]] | Sequence[F64],
+    uv: F64,
+    width: int,
+    height: int,
+    threads: int = 0,
 ) -> npt.NDArray[np.float32] | F64:
-    """Maps [(Hk, Wk, Ck)] sampled at image pixels uv (N, 2) -> (N, sum Ck), maps' dtype."""
+    """Maps [(Hk, Wk, Ck)] sampled at image pixels uv (N, 2) -> (N, sum Ck), maps' dtype.
+
+    At most ``threads`` worker threads (<= 0: the process's CPU affinity count; never more
+    than 8); the values do not depend on it."""
 
 def rasterize_silhouette(
     P: F64, vertices: F64, faces: npt.NDArray[np.int64], width: int, height: int
@@ -52,5 +59,8 @@ def tube_path_lengths(
     width: int,
     height: int,
     supersample: int,
+    threads: int = 0,
 ) -> F64:
-    """Path length (mm) of each pixel's ray inside a tube -> (height, width); unit major_dir."""
+    """Path length (mm) of each pixel's ray inside a tube -> (height, width); unit major_dir.
+
+    ``threads`` as for :func:`sample_bilinear`."""

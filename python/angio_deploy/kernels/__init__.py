@@ -9,14 +9,25 @@ Every public function validates and converts its arguments here, once, so both
 backends see the same contiguous float64 (or float32 for feature maps) arrays.
 :func:`get_backend` returns the same API bound to a named backend, which is how the tests
 compare the two.
+
+Threads: the native core's multi-threaded kernels (:func:`sample_bilinear`,
+:func:`tube_path_lengths`) use at most :func:`get_threads` worker threads (and never more
+than 8, fewer when the work is small; any count gives the same values). The default is
+$ANGIO_DEPLOY_THREADS when set, else the CPUs this process may use (its affinity mask,
+capped by a cgroup CPU quota, as ONNX Runtime's sessions count them). :func:`set_threads`
+changes it for the process; :func:`thread_limit` for the calling thread (a
+``with`` block, e.g. one :class:`~angio_deploy.api.Reconstructor` call), without touching
+other threads' runs. A per-call ``threads=`` argument overrides both.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import types
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -25,6 +36,7 @@ from . import _numpy
 log = logging.getLogger(__name__)
 
 ENV_FORCE_NUMPY = "ANGIO_DEPLOY_PUREPYTHON"
+ENV_THREADS = "ANGIO_DEPLOY_THREADS"
 
 
 def _load_native() -> types.ModuleType | None:
@@ -47,6 +59,80 @@ BACKEND = "numpy" if (_forced_numpy() or _NATIVE is None) else "native"
 def available_backends() -> list[str]:
     """Names of the backends this installation can use ("native" only when compiled)."""
     return ["native", "numpy"] if _NATIVE is not None else ["numpy"]
+
+
+def default_threads() -> int:
+    """$ANGIO_DEPLOY_THREADS (a positive integer) when set, else the CPUs this process may
+    use (affinity mask capped by the cgroup quota). A bad value is logged and ignored.
+    Counted once per value of the variable (kernels are called many times a case)."""
+    raw = os.environ.get(ENV_THREADS, "").strip()
+    if raw not in _DEFAULT_THREADS:
+        _DEFAULT_THREADS[raw] = _count_threads(raw)
+    return _DEFAULT_THREADS[raw]
+
+
+_DEFAULT_THREADS: dict[str, int] = {}
+
+
+def _count_threads(raw: str) -> int:
+    if raw:
+        try:
+            n = int(raw)
+        except ValueError:
+            n = 0
+        if n >= 1:
+            return n
+        log.warning("%s=%r is not a positive integer; ignored", ENV_THREADS, raw)
+    from angio_deploy.backends.session import available_cpu_count
+
+    return available_cpu_count()
+
+
+# Process-wide setting (set_threads) and the calling context's override (thread_limit):
+# a contextvar so that two host threads running cases with different limits never see
+# each other's value.
+_process_threads: int | None = None
+_context_threads: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "angio_deploy_threads", default=None
+)
+
+
+def _check_threads(n: int) -> int:
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"threads must be a positive integer, got {n!r}")
+    return int(n)
+
+
+def set_threads(n: int | None) -> None:
+    """Set the native core's thread limit for the whole process (None: back to
+    :func:`default_threads`)."""
+    global _process_threads
+    _process_threads = None if n is None else _check_threads(n)
+
+
+def get_threads() -> int:
+    """The thread limit a kernel called now uses: the calling context's
+    (:func:`thread_limit`), else the process's (:func:`set_threads`), else
+    :func:`default_threads`."""
+    n = _context_threads.get()
+    if n is None:
+        n = _process_threads
+    return default_threads() if n is None else n
+
+
+@contextlib.contextmanager
+def thread_limit(n: int | None) -> Iterator[None]:
+    """``with thread_limit(n):`` kernels called in this thread (context) use at most ``n``
+    threads; None leaves the current limit."""
+    token = _context_threads.set(None if n is None else _check_threads(n))
+    try:
+        yield
+    finally:
+        _context_threads.reset(token)
+
+
+def _threads_arg(threads: int | None) -> int:
+    return get_threads() if threads is None else _check_threads(threads)
 
 
 def _f64(a, name: str, shape_tail: tuple[int, ...] | None = None, ndim: int | None = None):
@@ -174,13 +260,20 @@ class Kernels:
 
     # -- sampling and rasterisation -------------------------------------------------
     def sample_bilinear(
-        self, maps: Sequence[np.ndarray], uv, width: int, height: int
+        self,
+        maps: Sequence[np.ndarray],
+        uv,
+        width: int,
+        height: int,
+        *,
+        threads: int | None = None,
     ) -> np.ndarray:
         """Bilinear samples of channel-last maps [(Hk, Wk, Ck)] at image pixels uv (N, 2).
 
         ``width`` x ``height`` is the image the pixel coordinates refer to; each map covers
         the whole image (align_corners=False, border clamp). Returns (N, sum Ck) in the
-        maps' dtype (float32 or float64, all maps alike).
+        maps' dtype (float32 or float64, all maps alike). ``threads``: most worker
+        threads (default :func:`get_threads`).
         """
         if len(maps) == 0:
             raise ValueError("maps must not be empty")
@@ -194,7 +287,10 @@ class Kernels:
             ms.append(np.ascontiguousarray(m))
         if width < 1 or height < 1:
             raise ValueError("width and height must be positive")
-        return self._impl.sample_bilinear(ms, _f64(uv, "uv", (2,), ndim=2), int(width), int(height))
+        n_threads = _threads_arg(threads)
+        return self._impl.sample_bilinear(
+            ms, _f64(uv, "uv", (2,), ndim=2), int(width), int(height), n_threads
+        )
 
     def rasterize_silhouette(self, P, vertices, faces, width: int, height: int) -> np.ndarray:
         """Binary silhouette (height, width) uint8 of a triangle mesh projected with P."""
@@ -210,7 +306,16 @@ class Kernels:
 
     # -- image formation ------------------------------------------------------------
     def tube_path_lengths(
-        self, P, centres, semi_axes, major_dir, width: int, height: int, supersample: int = 1
+        self,
+        P,
+        centres,
+        semi_axes,
+        major_dir,
+        width: int,
+        height: int,
+        supersample: int = 1,
+        *,
+        threads: int | None = None,
     ) -> np.ndarray:
         """Length (mm) of each pixel's X-ray path inside a tube -> (height, width) float64.
 
@@ -226,7 +331,8 @@ class Kernels:
         The ray of pixel (u = column, v = row) leaves the source (the camera centre of P)
         along M^-1 (u, v, 1), as :meth:`backproject`; only the part in front of the source
         counts and it is not cut at the detector. ``supersample`` s averages s x s sub-rays
-        per pixel at offsets (i + 0.5) / s - 0.5 in u and v.
+        per pixel at offsets (i + 0.5) / s - 0.5 in u and v. ``threads``: most worker
+        threads (default :func:`get_threads`).
         """
         P = _matrix(P)
         c = _f64(centres, "centres", (3,), ndim=2)
@@ -256,7 +362,8 @@ class Kernels:
         s = int(supersample)
         if s != supersample or s < 1:
             raise ValueError(f"supersample must be an integer >= 1, got {supersample!r}")
-        return self._impl.tube_path_lengths(P, c, ax, md, int(width), int(height), s)
+        n_threads = _threads_arg(threads)
+        return self._impl.tube_path_lengths(P, c, ax, md, int(width), int(height), s, n_threads)
 
 
 _BOUND: dict[str, Kernels] = {}
@@ -283,14 +390,19 @@ tube_path_lengths = _default.tube_path_lengths
 __all__ = [
     "BACKEND",
     "ENV_FORCE_NUMPY",
+    "ENV_THREADS",
     "Kernels",
     "available_backends",
     "backproject",
     "correspond_centrelines",
+    "default_threads",
     "get_backend",
+    "get_threads",
     "project",
     "rasterize_silhouette",
     "sample_bilinear",
+    "set_threads",
+    "thread_limit",
     "triangulate",
     "tube_mesh",
     "tube_path_lengths",

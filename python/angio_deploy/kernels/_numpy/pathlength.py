@@ -312,10 +312,13 @@ def tube_path_lengths(
     width: int,
     height: int,
     supersample: int,
+    threads: int = 0,
 ) -> np.ndarray:
     """Path length (mm) of each pixel's ray inside the tube -> (height, width) float64.
 
     centres (M, 3) mm, semi_axes (M, 2) mm, unit major_dir (M, 3); see the module text.
+    ``threads`` (the native core's worker limit) is accepted and ignored: this twin runs
+    in the calling thread.
     """
     img = np.zeros((height, width), dtype=np.float64)
     s = supersample

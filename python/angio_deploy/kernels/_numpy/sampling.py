@@ -12,8 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def sample_bilinear(maps: list[np.ndarray], uv: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Sample maps [(Hk, Wk, Ck)] at pixels uv (N, 2) of a (height, width) image -> (N, sum Ck)."""
+def sample_bilinear(
+    maps: list[np.ndarray], uv: np.ndarray, width: int, height: int, threads: int = 0
+) -> np.ndarray:
+    """Sample maps [(Hk, Wk, Ck)] at pixels uv (N, 2) of a (height, width) image -> (N, sum Ck).
+
+    ``threads`` is the native core's worker limit; this twin runs in the calling thread
+    (numpy's own vectorisation), so it accepts and ignores it."""
     dtype = maps[0].dtype
     N = uv.shape[0]
     finite = np.isfinite(uv[:, 0]) & np.isfinite(uv[:, 1])
