@@ -1,8 +1,17 @@
-"""Case folders (CASE_FORMAT.md): load and validate ``case.json`` and its two views.
+"""Cases (CASE_FORMAT.md): a case folder's ``case.json`` and two views, or the same
+content handed over in memory, validated by one path.
+
+:func:`load_case` reads a folder; :func:`case_from_memory` takes :class:`MemoryView`
+objects (numpy arrays, pydicom Datasets or DICOM bytes, with geometry and segment points)
+from a host application. Both build the same case document (case.json's structure) and
+validate it with the same functions (:func:`_build_case`), so every check and every
+error is shared: only where an image comes from differs (:class:`_FolderImages`,
+:class:`_MemoryImages`).
 
 Everything a user can get wrong here raises :class:`~angio_deploy.errors.InputError`
 (or :class:`~angio_deploy.errors.InputNotFoundError`) with a message naming the file and
-the JSON field, e.g. ``case/case.json: views[1].soi.end: ...``.
+the JSON field, e.g. ``case/case.json: views[1].soi.end: ...``; for a case in memory the
+source is ``<memory:CASE_ID>`` and the fields are the same.
 """
 
 from __future__ import annotations
@@ -10,9 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,7 +36,7 @@ from angio_deploy.limits import (
     check_image_size,
 )
 
-from .images import read_plain_image
+from .images import image_from_array, read_plain_image
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +107,11 @@ class CaseView:
 
 @dataclass(frozen=True, eq=False)
 class Case:
-    """A validated case folder: two views, optional side branches, and any warnings."""
+    """A validated case: two views, optional side branches, and any warnings.
+
+    ``path`` is the case folder, or for a case built in memory a label
+    (``<memory:CASE_ID>``) that messages and the report name it by; it is no file, and
+    :attr:`folder` is then None."""
 
     path: Path
     id: str | None
@@ -105,6 +119,18 @@ class Case:
     side_branches: tuple[tuple[SegmentPoints, SegmentPoints], ...]
     separation_deg: float
     warnings: tuple[str, ...] = ()
+    in_memory: bool = False
+
+    @property
+    def folder(self) -> Path | None:
+        """The case folder on disk (an output folder may not be or contain it); None for a
+        case built in memory."""
+        return None if self.in_memory else self.path
+
+    @property
+    def source(self) -> str:
+        """What messages name the case by: the folder, or ``<memory:CASE_ID>``."""
+        return str(self.path)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -118,10 +144,13 @@ class Case:
 
 
 class _Ctx:
-    """Where we are in case.json, for error messages and warnings."""
+    """Where we are in the case document, for error messages and warnings: ``file`` is
+    the case.json (or the in-memory label), ``origin`` what the geometry provenance
+    names ("case.json" or "caller")."""
 
-    def __init__(self, case_file: Path):
+    def __init__(self, case_file: Path | str, origin: str = "case.json"):
         self.file = case_file
+        self.origin = origin
         self.warnings: list[str] = []
 
     def error(self, field_name: str, message: str) -> InputError:
@@ -137,7 +166,8 @@ class _Ctx:
 
 
 def read_case_json(case_dir: str | Path) -> tuple[Path, dict[str, Any]]:
-    """Read ``case.json`` from a case folder -> (path of case.json, parsed object)."""
+    """Read ``case.json`` from a case folder -> (path of case.json, parsed object); its
+    content is checked by :func:`_build_case` (depth and string limits included)."""
     case_dir = Path(case_dir)
     if not case_dir.is_dir():
         raise InputNotFoundError("case folder does not exist", source=str(case_dir))
@@ -181,7 +211,6 @@ def read_case_json(case_dir: str | Path) -> tuple[Path, dict[str, Any]]:
         raise InputError(str(exc), source=str(case_file)) from None
     if not isinstance(data, dict):
         raise InputError("must hold a JSON object", source=str(case_file))
-    _check_json_tree(data, case_file)
     return case_file, data
 
 
@@ -205,7 +234,7 @@ def _json_constant(name: str) -> float:
     raise _JSONValueError(f"{name} is not a valid JSON number")
 
 
-def _check_json_tree(data: Any, case_file: Path) -> None:
+def _check_json_tree(data: Any, case_file: Path | str) -> None:
     """Depth and string-length limits (limits.py), naming the first offending field."""
     stack: list[tuple[Any, str, int]] = [(data, "", 0)]
     while stack:
@@ -298,6 +327,37 @@ def _segment(ctx: _Ctx, obj: Any, where: str, width: int, height: int) -> Segmen
     return SegmentPoints(start, end, np.array(via, dtype=np.float64).reshape(-1, 2))
 
 
+@dataclass(frozen=True, eq=False)
+class _Image:
+    """Where one view's pixels come from: ``path`` names it in messages (a file, or a
+    ``<memory:...>`` label); ``dicom`` is what :func:`read_xa` reads (a path, a Dataset
+    or bytes), or None for a plain image, which ``read_plain`` decodes."""
+
+    path: Path
+    kind: str  # "image", "array" or "dicom"
+    dicom: Any = None
+    read_plain: Callable[[], np.ndarray] | None = None
+
+
+class _Images(Protocol):
+    def open(self, ctx: _Ctx, value: Any, where: str) -> _Image: ...
+
+
+class _FolderImages:
+    """Images named in case.json, relative to the case folder (never outside it)."""
+
+    def __init__(self, case_dir: Path):
+        self.case_dir = case_dir
+
+    def open(self, ctx: _Ctx, value: Any, where: str) -> _Image:
+        path = _image_path(ctx, self.case_dir, value, where)
+        if path.suffix.lower() in PLAIN_SUFFIXES:
+            return _Image(path, "image", read_plain=lambda: read_plain_image(path))
+        if path.suffix.lower() not in DICOM_SUFFIXES:
+            ctx.warn(f"{where}: {path.name!r} has no image suffix; reading it as DICOM")
+        return _Image(path, "dicom", dicom=path)
+
+
 def _image_path(ctx: _Ctx, case_dir: Path, value: Any, where: str) -> Path:
     if not isinstance(value, str) or not value.strip():
         raise ctx.error(where, "must be a file name relative to the case folder")
@@ -373,7 +433,7 @@ def _geometry_from_object(
     try:
         if "projection_matrix" in geo:
             return ViewGeometry.from_matrix(
-                geo["projection_matrix"], width, height, provenance={"matrix": "case.json"}
+                geo["projection_matrix"], width, height, provenance={"matrix": ctx.origin}
             )
         missing = [k for k in _ANGLE_KEYS if k not in geo]
         if missing:
@@ -389,7 +449,7 @@ def _geometry_from_object(
             geo["pixel_spacing_mm"],
             width,
             height,
-            provenance={k: "case.json" for k in _ANGLE_KEYS},
+            provenance={k: ctx.origin for k in _ANGLE_KEYS},
         )
     except InputError as exc:
         if exc.source:
@@ -406,12 +466,13 @@ def _frame(ctx: _Ctx, view: dict, where: str) -> int | None:
     return f
 
 
-def _load_view(ctx: _Ctx, case_dir: Path, view: Any, index: int) -> CaseView:
+def _load_view(ctx: _Ctx, images: _Images, view: Any, index: int) -> CaseView:
     where = f"views[{index}]"
     if not isinstance(view, dict):
         raise ctx.error(where, "must be an object")
     ctx.unknown_keys(view, _VIEW_KEYS, where)
-    path = _image_path(ctx, case_dir, _require(ctx, view, "image", where), f"{where}.image")
+    src = images.open(ctx, _require(ctx, view, "image", where), f"{where}.image")
+    path = src.path
     frame = _frame(ctx, view, where)
     geo = (
         _geometry_object(ctx, view["geometry"], f"{where}.geometry") if "geometry" in view else None
@@ -419,29 +480,28 @@ def _load_view(ctx: _Ctx, case_dir: Path, view: Any, index: int) -> CaseView:
     soi_obj = _require(ctx, view, "soi", where)
     name = VIEW_NAMES[index]
 
-    if path.suffix.lower() in PLAIN_SUFFIXES:
+    if src.read_plain is not None:
         if geo is None:
             raise ctx.error(f"{where}.geometry", "required for a plain (non-DICOM) image")
         if frame not in (None, 0):
             raise ctx.error(f"{where}.frame", f"a plain image has one frame; got frame {frame}")
-        image = read_plain_image(path)
+        image = src.read_plain()
         h, w = image.shape
         check_image_size(w, h, source=str(path))
         geometry = _geometry_from_object(ctx, geo, f"{where}.geometry", w, h)
         soi = _segment(ctx, soi_obj, f"{where}.soi", w, h)
-        return CaseView(name, path, "image", image, geometry, soi)
+        return CaseView(name, path, src.kind, image, geometry, soi)
 
     from .dicom.reader import read_xa
 
-    if path.suffix.lower() not in DICOM_SUFFIXES:
-        ctx.warn(f"{where}.image: {path.name!r} has no image suffix; reading it as DICOM")
+    label = str(path)
     if geo is not None and "projection_matrix" in geo:
-        xa = read_xa(path, frame, geometry=False)
+        xa = read_xa(src.dicom, frame, geometry=False, label=label)
         geometry = _geometry_from_object(ctx, geo, f"{where}.geometry", xa.width, xa.height)
     else:
-        xa = read_xa(path, frame, geometry_overrides=geo)
+        xa = read_xa(src.dicom, frame, geometry_overrides=geo, label=label)
         geometry = xa.geometry
-    check_image_size(xa.width, xa.height, source=str(path), field="Columns x Rows")
+    check_image_size(xa.width, xa.height, source=label, field="Columns x Rows")
     if geo:
         ctx.warn(f"{where}.geometry overrides the DICOM tags for {', '.join(sorted(geo))}")
     soi = _segment(ctx, soi_obj, f"{where}.soi", geometry.width, geometry.height)
@@ -466,16 +526,12 @@ def _load_view(ctx: _Ctx, case_dir: Path, view: Any, index: int) -> CaseView:
     )
 
 
-def load_case(case_dir: str | Path) -> Case:
-    """Load and validate a case folder (CASE_FORMAT.md): images, geometry, SOI points.
-
-    Raises InputError / InputNotFoundError naming the file and field on any problem,
-    including views closer together than the hard floor (see
-    :data:`angio_deploy.geometry.MIN_SEPARATION_DEG`).
-    """
-    case_dir = Path(case_dir)
-    case_file, data = read_case_json(case_dir)
-    ctx = _Ctx(case_file)
+def _build_case(
+    ctx: _Ctx, data: dict[str, Any], images: _Images, path: Path, *, in_memory: bool = False
+) -> Case:
+    """Validate a case document (case.json's structure) into a :class:`Case`: the one
+    path every case goes through, from a folder or from memory."""
+    _check_json_tree(data, ctx.file)
     ctx.unknown_keys(data, _TOP_KEYS, "case.json")
     fmt = data.get("format")
     if fmt is None:
@@ -490,7 +546,7 @@ def load_case(case_dir: str | Path) -> Case:
     if not isinstance(views, list) or len(views) != 2:
         n = len(views) if isinstance(views, list) else type(views).__name__
         raise ctx.error("views", f"exactly two views are needed, got {n}")
-    loaded = tuple(_load_view(ctx, case_dir, v, i) for i, v in enumerate(views))
+    loaded = tuple(_load_view(ctx, images, v, i) for i, v in enumerate(views))
 
     branches = []
     sb_list = data.get("side_branches", [])
@@ -512,15 +568,177 @@ def load_case(case_dir: str | Path) -> Case:
         )
 
     angle, pair_warnings = check_view_pair(
-        loaded[0].geometry, loaded[1].geometry, source=str(case_file)
+        loaded[0].geometry, loaded[1].geometry, source=str(ctx.file)
     )
     for w in pair_warnings:
         ctx.warnings.append(w)
     return Case(
-        path=case_dir,
+        path=path,
         id=case_id,
         views=loaded,  # type: ignore[arg-type]
         side_branches=tuple(branches),  # type: ignore[arg-type]
         separation_deg=angle,
         warnings=tuple(ctx.warnings),
+        in_memory=in_memory,
     )
+
+
+def load_case(case_dir: str | Path) -> Case:
+    """Load and validate a case folder (CASE_FORMAT.md): images, geometry, SOI points.
+
+    Raises InputError / InputNotFoundError naming the file and field on any problem,
+    including views closer together than the hard floor (see
+    :data:`angio_deploy.geometry.MIN_SEPARATION_DEG`).
+    """
+    case_dir = Path(case_dir)
+    case_file, data = read_case_json(case_dir)
+    return _build_case(_Ctx(case_file), data, _FolderImages(case_dir), case_dir)
+
+
+# --------------------------------------------------------------------------- in memory
+
+#: The source label of a case built in memory (``<memory:CASE_ID>``, ``<memory>``).
+MEMORY_LABEL = "<memory{}>"
+#: At most this many characters of the case id go into the label.
+_LABEL_ID_CHARS = 64
+
+
+@dataclass(frozen=True, eq=False)
+class MemoryView:
+    """One view handed over in memory (the counterpart of a case.json ``views[i]``).
+
+    ``image``: a 2-D numpy array (integers of any width are stored values over
+    ``bits_stored`` bits, default the dtype's; floats in [0, 1]; ``photometric``
+    "MONOCHROME1" means white = 0, default "MONOCHROME2"), a pydicom ``Dataset`` or the
+    bytes of an XA DICOM file (pixel format and photometric then come from its tags).
+
+    ``soi``: the segment of interest, pixels [u = column, v = row]: ``{"start": [u, v],
+    "end": [u, v], "via": [[u, v], ...]}`` (``via`` optional guide points) or a
+    ``(start, end)`` pair. ``geometry``: a dict with case.json's keys
+    (``primary_angle_deg``, ``secondary_angle_deg``, ``sid_mm``, ``sod_mm``,
+    ``pixel_spacing_mm`` [row, column] mm) or a 3x4 projection matrix (world LPS mm ->
+    pixels, GEOMETRY.md); required for an array, for DICOM it overrides the tags.
+    ``frame``: zero-based frame of a multi-frame DICOM (None: the one with the strongest
+    vessel contrast). Arrays may be any array-like numpy accepts for the points.
+    """
+
+    image: Any
+    soi: Any
+    geometry: Any = None
+    frame: int | None = None
+    photometric: str | None = None
+    bits_stored: int | None = None
+
+
+class _MemoryImages:
+    """Images handed over in :class:`MemoryView` objects (the document's ``image`` value
+    is the view's index)."""
+
+    def __init__(self, views: Sequence[MemoryView], label: str):
+        self.views = views
+        self.label = label
+
+    def open(self, ctx: _Ctx, value: Any, where: str) -> _Image:
+        view = self.views[value]
+        name = f"view_{VIEW_NAMES[value]}"
+        path = Path(f"{self.label}/{name}")
+        img = view.image
+        from pydicom.dataset import Dataset
+
+        if isinstance(img, (Dataset, bytes, bytearray, memoryview)):
+            for key in ("photometric", "bits_stored"):
+                if getattr(view, key) is not None:
+                    raise ctx.error(
+                        f"{where[: -len('.image')]}.{key}",
+                        "comes from the DICOM tags; give it for an array only",
+                    )
+            return _Image(path, "dicom", dicom=img)
+        if isinstance(img, np.ndarray):
+            return _Image(
+                path,
+                "array",
+                read_plain=lambda: image_from_array(
+                    img,
+                    photometric=view.photometric or "MONOCHROME2",
+                    bits_stored=view.bits_stored,
+                    source=str(ctx.file),
+                    field=where,
+                ),
+            )
+        raise ctx.error(
+            where,
+            "must be a 2-D numpy array, a pydicom Dataset or the bytes of a DICOM file, "
+            f"got {type(img).__name__}",
+        )
+
+
+def _plain(value: Any) -> Any:
+    """numpy arrays and scalars as the lists and numbers json.loads would give, so the
+    case.json checks apply to them unchanged."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _segment_document(value: Any) -> Any:
+    """A segment as case.json writes it: a ``(start, end)`` pair becomes {start, end}."""
+    value = _plain(value)
+    if isinstance(value, list) and len(value) == 2:
+        return {"start": value[0], "end": value[1]}
+    return value
+
+
+def _geometry_document(value: Any) -> Any:
+    if value is None or isinstance(value, Mapping):
+        return _plain(value)
+    return {"projection_matrix": _plain(value)}
+
+
+def case_from_memory(
+    views: Sequence[MemoryView],
+    *,
+    case_id: str | None = None,
+    side_branches: Sequence[Sequence[Any]] = (),
+) -> Case:
+    """A validated case from data in memory: two :class:`MemoryView` (view a, view b),
+    optional side branches (each a pair of segments, view a's and view b's, in
+    :class:`MemoryView` ``soi``'s forms) and an id.
+
+    The same checks and the same errors as :func:`load_case` (one validation path); they
+    name the source ``<memory:CASE_ID>`` and the case.json field (``views[1].soi.end``,
+    ``side_branches[0].views[1]``, ...). The case's ``path`` is that label and its
+    ``folder`` None.
+    """
+    label = MEMORY_LABEL.format(
+        f":{case_id[:_LABEL_ID_CHARS]}" if isinstance(case_id, str) and case_id else ""
+    )
+    ctx = _Ctx(label, origin="caller")
+    views = list(views) if isinstance(views, (list, tuple)) else views
+    if not isinstance(views, list) or len(views) != 2:
+        n = len(views) if isinstance(views, list) else type(views).__name__
+        raise ctx.error("views", f"exactly two views are needed, got {n}")
+    for i, v in enumerate(views):
+        if not isinstance(v, MemoryView):
+            raise ctx.error(f"views[{i}]", f"must be a MemoryView, got {type(v).__name__}")
+    doc: dict[str, Any] = {"format": FORMAT, "id": case_id, "views": []}
+    for i, v in enumerate(views):
+        view_doc: dict[str, Any] = {"image": i, "soi": _segment_document(v.soi)}
+        if v.geometry is not None:
+            view_doc["geometry"] = _geometry_document(v.geometry)
+        if v.frame is not None:
+            view_doc["frame"] = _plain(v.frame)
+        doc["views"].append(view_doc)
+    if side_branches:
+        doc["side_branches"] = [
+            {"views": [_segment_document(p) for p in sb]} if isinstance(sb, (list, tuple)) else sb
+            for sb in side_branches
+        ]
+    if doc["id"] is None:
+        del doc["id"]
+    return _build_case(ctx, doc, _MemoryImages(views, label), Path(label), in_memory=True)

@@ -1,4 +1,5 @@
-"""Plain (non-DICOM) view images: PNG/TIFF 8/16-bit grayscale and float32 .npy."""
+"""Plain (non-DICOM) view images: PNG/TIFF 8/16-bit grayscale, float32 .npy, and arrays
+handed over in memory (:func:`image_from_array`)."""
 
 from __future__ import annotations
 
@@ -69,11 +70,95 @@ def _read_npy(path: Path) -> np.ndarray:
             f"must be a 2-D float array, got {arr.dtype} of shape {arr.shape}", source=str(path)
         )
     check_image_size(arr.shape[1], arr.shape[0], source=str(path), min_side=1)
-    arr = np.array(arr, dtype=np.float32)
+    return _unit_float(np.array(arr, dtype=np.float32), str(path), None)
+
+
+def _unit_float(arr: np.ndarray, source: str, field: str | None) -> np.ndarray:
+    """A float32 image whose values must be finite and in [0, 1] (the .npy rule)."""
     if not np.all(np.isfinite(arr)):
-        raise InputError("contains NaN or infinite values", source=str(path))
+        raise InputError("contains NaN or infinite values", source=source, field=field)
     if arr.min() < 0.0 or arr.max() > 1.0:
         raise InputError(
-            f"values must lie in [0, 1], got {arr.min():g} to {arr.max():g}", source=str(path)
+            f"values must lie in [0, 1], got {arr.min():g} to {arr.max():g}",
+            source=source,
+            field=field,
         )
     return arr
+
+
+PHOTOMETRIC = ("MONOCHROME2", "MONOCHROME1")
+
+
+def image_from_array(
+    array: np.ndarray,
+    *,
+    photometric: str = "MONOCHROME2",
+    bits_stored: int | None = None,
+    source: str,
+    field: str | None = None,
+) -> np.ndarray:
+    """A grayscale view image handed over in memory -> (H, W) float32 in [0, 1], 0 = black.
+
+    Integer arrays (any signed or unsigned width) are stored values, mapped over the full
+    range of ``bits_stored`` bits (default: the dtype's width) exactly as DICOM pixels are
+    (:func:`angio_deploy.io.dicom.pixels.stored_to_image`; signed values offset by half the
+    range), so pixels read from a DICOM file give the same image as the file itself; a
+    value outside that range is an error. Float arrays must lie in [0, 1] (the ``.npy``
+    rule). ``photometric`` "MONOCHROME1" (white = 0) is inverted. Errors name ``source``
+    and ``field``.
+    """
+    from .dicom.pixels import stored_to_image
+
+    arr = np.asarray(array)
+    if photometric not in PHOTOMETRIC:
+        raise InputError(
+            f"photometric must be one of {PHOTOMETRIC}, got {photometric!r}",
+            source=source,
+            field=field,
+        )
+    if arr.ndim != 2:
+        raise InputError(
+            f"must be a 2-D (rows, columns) grayscale array, got shape {arr.shape}",
+            source=source,
+            field=field,
+        )
+    check_image_size(arr.shape[1], arr.shape[0], source=source, field=field, min_side=1)
+    if arr.dtype.kind in "iu":
+        width = arr.dtype.itemsize * 8
+        bits = width if bits_stored is None else bits_stored
+        if (
+            isinstance(bits, bool)
+            or not isinstance(bits, (int, np.integer))
+            or not (1 <= bits <= width)
+        ):
+            raise InputError(
+                f"bits_stored must be an integer from 1 to {width} for {arr.dtype} pixels, "
+                f"got {bits!r}",
+                source=source,
+                field=field,
+            )
+        bits = int(bits)
+        signed = arr.dtype.kind == "i"
+        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        if arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
+            raise InputError(
+                f"values {int(arr.min())} to {int(arr.max())} do not fit in {bits} bits "
+                f"({lo} to {hi}); give bits_stored",
+                source=source,
+                field=field,
+            )
+        return np.ascontiguousarray(stored_to_image(arr, bits, photometric))
+    if arr.dtype.kind != "f":
+        raise InputError(
+            f"must hold integer or float pixels, got {arr.dtype}", source=source, field=field
+        )
+    if bits_stored is not None:
+        raise InputError(
+            "bits_stored applies to integer pixels; float pixels lie in [0, 1]",
+            source=source,
+            field=field,
+        )
+    x = _unit_float(np.array(arr, dtype=np.float32), source, field)
+    if photometric == "MONOCHROME1":
+        x = np.float32(1.0) - x
+    return np.ascontiguousarray(x)

@@ -14,7 +14,10 @@ lossy, RLE Lossless).
 
 from __future__ import annotations
 
+import copy
+import io
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,8 +89,35 @@ def open_dataset(path: Path) -> Dataset:
         raise InputNotFoundError("file not found", source=str(path))
     if not path.is_file():
         raise InputError("is not a file", source=str(path))
+    return _parsed(_read(path, path), path)
+
+
+#: What :func:`open_source` reads: a file path, a pydicom Dataset, or the bytes of a file.
+DicomSource = str | os.PathLike[str] | Dataset | bytes | bytearray | memoryview
+
+
+def open_source(source: DicomSource, label: str | None = None) -> tuple[Dataset, Path]:
+    """A checked Dataset (as :func:`open_dataset`) from a path, a Dataset or file bytes,
+    and the name messages give it: the path, or ``label`` (default ``<memory:dataset>`` /
+    ``<memory:bytes>``) for data in memory.
+
+    A Dataset is deep-copied first (pixel bytes are shared, not copied), so a broken
+    private element dropped here is dropped from the copy, never from the caller's object.
+    """
+    if isinstance(source, Dataset):
+        name = Path(label or "<memory:dataset>")
+        ds = copy.deepcopy(source)
+        return _parsed(ds, name), name
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        name = Path(label or "<memory:bytes>")
+        return _parsed(_read(io.BytesIO(bytes(source)), name), name), name
+    path = Path(source)
+    return open_dataset(path), path
+
+
+def _read(src: Any, path: Path) -> Dataset:
     try:
-        ds = pydicom.dcmread(path)
+        return pydicom.dcmread(src)
     except InvalidDicomError as exc:
         raise InputError(
             "is not a DICOM file (no 'DICM' prefix after the 128-byte preamble)",
@@ -95,6 +125,9 @@ def open_dataset(path: Path) -> Dataset:
         ) from exc
     except Exception as exc:  # truncated or corrupt files raise many different types
         raise InputError(f"cannot be parsed as DICOM: {exc}", source=str(path)) from exc
+
+
+def _parsed(ds: Dataset, path: Path) -> Dataset:
     if getattr(ds, "file_meta", None) is not None:
         parse_elements(ds.file_meta, path)
     parse_elements(ds, path)

@@ -19,7 +19,14 @@ from pydicom import uid as dcm_uid
 from angio_deploy.errors import InputError
 from angio_deploy.geometry.view import ViewGeometry
 
-from .elements import open_dataset, pixel_format, read_transfer_syntax, tag_label
+from .elements import (
+    DicomSource,
+    open_dataset,
+    open_source,
+    pixel_format,
+    read_transfer_syntax,
+    tag_label,
+)
 from .frame_selection import select_frame
 from .geometry_tags import view_geometry
 from .pixels import decode, stored_to_image, to_stored
@@ -64,12 +71,13 @@ class XAImage:
 
 
 def read_xa(
-    path: str | os.PathLike[str],
+    path: DicomSource,
     frame: int | None = None,
     *,
     pixel_spacing_mm: tuple[float, float] | None = None,
     geometry: bool = True,
     geometry_overrides: dict[str, Any] | None = None,
+    label: str | None = None,
 ) -> XAImage:
     """Read one frame of an XA DICOM file and its projection geometry.
 
@@ -80,9 +88,12 @@ def read_xa(
     (keys primary_angle_deg, secondary_angle_deg, sid_mm, sod_mm, pixel_spacing_mm) that
     replace the tags, as a case.json ``geometry`` object does. Raises InputNotFoundError for a
     missing file and InputError for anything unreadable, naming the file and tag.
+
+    ``path`` may also be a pydicom ``Dataset`` or the bytes of a DICOM file (same checks,
+    same errors); messages then name it ``label`` (default ``<memory:dataset>`` or
+    ``<memory:bytes>``), and so does ``XAImage.path``.
     """
-    p = Path(path)
-    ds = open_dataset(p)
+    ds, p = open_source(path, label)
     ts = read_transfer_syntax(ds, p)
     fmt = pixel_format(ds, p)
     idx, selection, stored, scores, why = select_frame(ds, p, ts, fmt, frame)
