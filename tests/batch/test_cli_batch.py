@@ -103,3 +103,14 @@ def test_evaluate_command_on_a_scheduler(
     assert [r["case"] for r in doc["cases"]] == ["case_0000005"]
     assert doc["cases"][0]["MAE"] > 0 and doc["summary"]["MAE"]["n"] == 1
     assert (tmp_path / "outs" / "site_a" / "case_0000005" / "mesh.ply").is_file()
+
+
+def test_unreachable_scheduler_is_69(tmp_path: Path, capsys) -> None:
+    import dask
+
+    (tmp_path / "cases" / "c1").mkdir(parents=True)
+    (tmp_path / "cases" / "c1" / "case.json").write_text("{}")
+    argv = ["batch", str(tmp_path / "cases"), "--out-root", str(tmp_path / "r")]
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        rc = main([*argv, "--scheduler", "tcp://127.0.0.1:1", "-q"])
+    assert rc == 69 and "cannot reach the Dask scheduler" in capsys.readouterr().err

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from angio_deploy._version import __version__
+from angio_deploy.errors import BackendUnavailableError
 from angio_deploy.io.output_dir import REPORT_NAME, check_output_dir, is_result_dir
 
 from .cases import BatchOptions, CaseJob, case_name, case_out_dir, find_case_dirs
@@ -137,8 +138,6 @@ def _run_dask(
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError as exc:
-        from angio_deploy.errors import BackendUnavailableError
-
         raise BackendUnavailableError(
             f"Dask distributed is not installed ({exc}); pip install 'angio-deploy[batch]'"
         ) from exc
@@ -168,7 +167,13 @@ def _run_dask(
             fut.release()
 
     if scheduler is not None:
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler)
+        except (OSError, ValueError) as exc:  # unreachable, or not an address at all
+            raise BackendUnavailableError(
+                f"cannot reach the Dask scheduler {scheduler!r}: {exc}"
+            ) from exc
+        with client:
             drain(client)
         return f"dask scheduler {scheduler}"
     n = workers if workers is not None else default_workers()
