@@ -1,20 +1,35 @@
 """The Python API vendors embed: load the models once, reconstruct many cases.
 
-    from angio_deploy.api import Reconstructor
+    from angio_deploy import Reconstructor, MemoryView, case_from_memory
 
-    rec = Reconstructor()                       # shipped segmenter, ONNX Runtime (CPU/GPU)
-    result = rec.reconstruct("path/to/case")    # a case folder (CASE_FORMAT.md)
-    result.write("path/to/case/out")            # meshes, centreline, report, overlays
+    rec = Reconstructor(threads=4, intra_op_threads=4)   # shipped segmenter, ONNX Runtime
+    rec_out = rec.reconstruct("path/to/case")            # a case folder (CASE_FORMAT.md)
+    case = case_from_memory([MemoryView(img_a, soi_a, geometry=geo_a),
+                             MemoryView(ds_b, soi_b)], case_id="patient-7")
+    rec_out = rec.reconstruct(case)                      # ... or pixels already in memory
+    result = rec_out.to_result()                         # typed, immutable (result_types)
+    result.main.mesh.ply_bytes()                         # mesh.ply's bytes, no disk
+    rec_out.write("path/to/out")                         # meshes, centreline, report, ...
+
+docs/API.md has the complete example. :meth:`Reconstructor.reconstruct` returns a
+:class:`Reconstruction`, which holds the pipeline's own objects (what the CLI, evaluate
+and batch use); :meth:`Reconstruction.to_result` gives the typed, immutable
+:class:`~angio_deploy.result_types.ReconstructionResult` a host application should rely
+on (its fields are the public contract; the internal objects may change).
 
 A :class:`Reconstructor` is thread-safe: ONNX Runtime sessions are shared and their runs
 are thread-safe, and every other stage works on per-call data. Pass ``progress`` to get
-``(stage, seconds)`` after each stage.
+``(stage, seconds)`` after each stage, and ``cancel`` (a :class:`CancelToken`) to stop a
+run between stages with :class:`~angio_deploy.errors.Cancelled`. Log records of a run
+carry ``case_id`` (:mod:`angio_deploy.case_log`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import platform
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +39,22 @@ import numpy as np
 
 from angio_deploy import kernels
 from angio_deploy._version import __version__
-from angio_deploy.errors import ImplausibleResultError
+from angio_deploy.case_log import CaseLogAdapter, case_context, install_record_factory
+from angio_deploy.errors import Cancelled, ImplausibleResultError
 from angio_deploy.io.case import Case, load_case
+from angio_deploy.result_types import (
+    QCA,
+    Mesh,
+    Provenance,
+    Quality,
+    ReconstructionResult,
+    Segment,
+    SkippedBranch,
+    frozen_array,
+    frozen_json,
+    report_text,
+)
+from angio_deploy.topology import N_AROUND, ring_faces
 
 from .pipeline.branches import attach, bifurcation_report
 from .pipeline.mi import SkippedSegment, branch_error, initialise_segments, summary
@@ -38,6 +67,30 @@ from .stitching import JoinedMesh, union_tubes
 log = logging.getLogger(__name__)
 
 SEGMENTERS = ("network", "frangi")
+
+
+class CancelToken:
+    """Cancels a run from another thread: :meth:`cancel` sets it, the run checks it
+    between stages and raises :class:`~angio_deploy.errors.Cancelled` (exit 130, never
+    exit 70); nothing is written. One token may serve many runs."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask every run holding this token to stop at its next stage boundary."""
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._event.is_set()
+
+    def check(self, source: str | None = None, stage: str | None = None) -> None:
+        """Raise :class:`Cancelled` (naming the case and the last stage) when cancelled."""
+        if self._event.is_set():
+            where = f" after stage {stage!r}" if stage else ""
+            raise Cancelled(f"cancelled by the caller{where}", source=source)
 
 
 @dataclass(eq=False)
@@ -80,11 +133,132 @@ class Reconstruction:
             out_dir,
             self.result,
             self.report,
-            case_dir=self.case.path,
+            case_dir=self.case.folder,  # None for a case built in memory
             branches=self.branches,
             joined=self.joined,
             qca=self.qca,
         )
+
+    def to_result(self) -> ReconstructionResult:
+        """The typed, immutable result (:mod:`angio_deploy.result_types`): copies, so
+        later changes to this object do not reach it."""
+        rep = self.report
+        dice = rep["quality"]["reprojection_dice"]
+        qca = {q.branch: q for q in self.qca}
+        qca_dicts = {d["branch"]: d for d in rep["qca"]["branches"]}
+        info = {b["branch"]: b for b in rep.get("branches", []) if not b.get("skipped")}
+        main = _segment(self.result, qca[self.result.branch], qca_dicts, dice, rep)
+        branches = tuple(
+            _segment(
+                b, qca[b.branch], qca_dicts, info[b.branch]["reprojection_dice"], info[b.branch]
+            )
+            for b in self.branches
+        )
+        joined = None
+        if self.joined is not None:
+            joined = Mesh(
+                name="joined",
+                vertices=frozen_array(self.joined.vertices, np.float64),
+                faces=frozen_array(self.joined.faces, np.int64),
+                closed_faces=frozen_array(self.joined.faces, np.int64),
+                vertex_data=frozen_json({}),
+                watertight=self.joined.status == "NoError",
+            )
+        quality = Quality(
+            reprojection_dice=tuple(float(x) for x in _dice_values(dice)),
+            view_separation_deg=float(rep["view_separation_deg"]),
+            details=frozen_json(rep["quality"]),
+        )
+        provenance = Provenance(
+            case_source=self.case.source,
+            case_id=self.case.id,
+            versions=frozen_json(rep["versions"]),
+            backend=frozen_json(rep["backend"]),
+            stages=frozen_json(rep["stages"]),
+            views=tuple(frozen_json(v) for v in rep["views"]),
+            timings_s=frozen_json(rep["timings_s"]),
+        )
+        return ReconstructionResult(
+            case_id=self.case.id,
+            main=main,
+            branches=branches,
+            joined=joined,
+            skipped=tuple(SkippedBranch(s.name, s.reason) for s in self.skipped),
+            quality=quality,
+            warnings=tuple(rep["warnings"]),
+            provenance=provenance,
+            report_json=report_text(rep),
+        )
+
+
+def _dice_values(dice: Any) -> list[float]:
+    """Reprojection Dice per view (a, b) as the report holds it."""
+    return [float(x) for x in dice]
+
+
+def _segment(
+    seg: MIResult, q: BranchQCA, qca_dicts: dict[str, Any], dice: Any, info: dict[str, Any]
+) -> Segment:
+    """A typed :class:`Segment` of one pipeline segment, as the result folder holds it."""
+    rings = len(seg.radius_mm)
+    d = qca_dicts[q.branch]
+    refined = info.get("surface_refinement")
+    if isinstance(refined, dict):
+        refined = refined.get("applied")
+    mesh = Mesh(
+        name=seg.branch,
+        vertices=frozen_array(seg.vertices, np.float64),
+        faces=frozen_array(seg.faces, np.int64),
+        closed_faces=frozen_array(ring_faces(rings, N_AROUND, caps=True), np.int64),
+        vertex_data=frozen_json({"ring": frozen_array(np.repeat(np.arange(rings), N_AROUND))}),
+        watertight=False,
+    )
+    return Segment(
+        name=seg.branch,
+        mesh=mesh,
+        centreline_mm=frozen_array(seg.centreline_mm, np.float64),
+        radius_mm=frozen_array(seg.radius_mm, np.float64),
+        qca=QCA(
+            branch=q.branch,
+            length_mm=float(d["length_mm"]),
+            mld_mm=float(d["mld_mm"]),
+            mld_position_mm=float(d["mld_position_mm"]),
+            reference_diameter_at_mld_mm=float(d["reference_diameter_at_mld_mm"]),
+            percent_ds=float(d["percent_ds"]),
+            percent_as=float(d["percent_as"]),
+            profile_arc_mm=frozen_array(q.arc_mm, np.float64),
+            profile_diameter_mm=frozen_array(q.diameter_mm, np.float64),
+            profile_reference_mm=frozen_array(q.reference_mm, np.float64),
+            details=frozen_json(d),
+        ),
+        reprojection_dice=tuple(_dice_values(dice)),
+        surface_refined=bool(refined),
+    )
+
+
+class _Checkpoint:
+    """The progress callback the pipeline gets: forwards to the caller's, then checks the
+    cancel token, so every stage boundary is a cancellation point."""
+
+    def __init__(self, progress: Progress | None, cancel: CancelToken | None, source: str):
+        self.progress = progress
+        self.cancel = cancel
+        self.source = source
+
+    def __call__(self, stage: str, seconds: float) -> None:
+        if self.progress is not None:
+            self.progress(stage, seconds)
+        self.check(stage)
+
+    def check(self, stage: str) -> None:
+        if self.cancel is not None:
+            self.cancel.check(self.source, stage)
+
+
+def _checked_progress(
+    progress: Progress | None, cancel: CancelToken | None, source: str
+) -> _Checkpoint:
+    return _Checkpoint(progress, cancel, source)
 
 
 class Reconstructor:
@@ -96,6 +270,12 @@ class Reconstructor:
     Runtime provider ("auto", "cpu", "cuda", "tensorrt"). ``surface``: load the surface
     refinement models -- None (default) when they are shipped, True to require them
     (ModelFileError otherwise), False never. ``models_dir``: another model folder.
+
+    Threads: ``intra_op_threads`` is ONNX Runtime's intra-op thread count per session
+    (None: every CPU this process may use, affinity and cgroup quota counted);
+    ``threads`` the native core's limit during this reconstructor's runs (None:
+    :func:`angio_deploy.kernels.get_threads`, i.e. $ANGIO_DEPLOY_THREADS or the same CPU
+    count). A host running N cases at once gives each about CPUs / N.
     """
 
     def __init__(
@@ -105,13 +285,22 @@ class Reconstructor:
         provider: str = "auto",
         surface: bool | None = None,
         models_dir: str | Path | None = None,
+        intra_op_threads: int | None = None,
+        threads: int | None = None,
     ):
         from .models import ModelFileError
         from .pipeline.sr import SurfaceRefiner
 
+        if threads is not None:
+            kernels.check_threads(threads)
+        self.threads = threads
+        install_record_factory()
+        session: dict[str, Any] = {"provider": provider}
+        if intra_op_threads is not None:
+            session["intra_op_threads"] = kernels.check_threads(intra_op_threads)
         if isinstance(segmenter, str):
             if segmenter == "network":
-                segmenter = OnnxSegmenter(folder=models_dir, provider=provider)
+                segmenter = OnnxSegmenter(folder=models_dir, **session)
             elif segmenter == "frangi":
                 segmenter = FrangiSegmenter()
             else:
@@ -129,7 +318,7 @@ class Reconstructor:
             )
         else:
             try:
-                self.refiner = SurfaceRefiner(folder=models_dir, provider=provider)
+                self.refiner = SurfaceRefiner(folder=models_dir, **session)
             except ModelFileError as exc:
                 if surface:
                     raise
@@ -145,6 +334,7 @@ class Reconstructor:
         force: bool = False,
         skip_failed_branches: bool = False,
         progress: Progress | None = None,
+        cancel: CancelToken | None = None,
     ) -> Reconstruction:
         """Reconstruct a case folder (or an already loaded :class:`Case`): the main segment
         and every side branch, joined into one watertight mesh.
@@ -162,13 +352,56 @@ class Reconstructor:
         the vessel in neither view, exploded rings) raises
         :class:`~angio_deploy.errors.ImplausibleResultError`; ``force`` returns it with
         the problems as warnings instead.
+
+        ``cancel``: a :class:`CancelToken`, checked after every stage (the pipeline's
+        ``progress`` points) and between segments; a cancelled run raises
+        :class:`~angio_deploy.errors.Cancelled`. Every log record of the run carries
+        ``case_id`` (:mod:`angio_deploy.case_log`), and the native core uses at most
+        ``threads`` threads (see the class).
         """
-        t0 = time.perf_counter()
-        if not isinstance(case, Case):
-            case = load_case(case)
-        t_load = time.perf_counter() - t0
-        if progress is not None:
-            progress("load", t_load)
+        label = str(case) if not isinstance(case, Case) else case.source
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(kernels.thread_limit(self.threads))
+            stack.enter_context(
+                case_context(case.id if isinstance(case, Case) and case.id else label)
+            )
+            if not isinstance(case, Case):
+                t0 = time.perf_counter()
+                case = load_case(case)
+                t_load = time.perf_counter() - t0
+            else:
+                t0, t_load = time.perf_counter(), 0.0
+            # The id is known only once case.json is read.
+            stack.enter_context(case_context(case.id or case.source))
+            clog = CaseLogAdapter(log, case.id or case.source)
+            clog.info("reconstructing %s", case.source)
+            checked = _checked_progress(progress, cancel, case.source)
+            checked("load", t_load)
+            out = self._reconstruct(
+                case,
+                t0,
+                t_load,
+                refine_geometry=refine_geometry,
+                refine_surface=refine_surface,
+                force=force,
+                skip_failed_branches=skip_failed_branches,
+                progress=checked,
+            )
+            clog.info("done in %.2f s", out.report["timings_s"]["total"])
+            return out
+
+    def _reconstruct(
+        self,
+        case: Case,
+        t0: float,
+        t_load: float,
+        *,
+        refine_geometry: bool,
+        refine_surface: bool,
+        force: bool,
+        skip_failed_branches: bool,
+        progress: _Checkpoint,
+    ) -> Reconstruction:
         segs = initialise_segments(
             case,
             self.segmenter,
@@ -188,6 +421,7 @@ class Reconstructor:
                     if k not in seg.timings_s:
                         timings[k] = timings.get(k, 0.0) + v
             finals.append(out)
+            progress.check(f"{seg.branch} done")
         result = finals[0]
 
         t_q = time.perf_counter()
@@ -227,6 +461,7 @@ class Reconstructor:
                 }
             )
         timings["quality"] = time.perf_counter() - t_q
+        progress.check("quality")
 
         t_s = time.perf_counter()
         joined = None
@@ -242,6 +477,7 @@ class Reconstructor:
             for b, q, att in zip(branches, qca[1:], attachments, strict=True)
         ]
         timings["stitch_qca"] = time.perf_counter() - t_s
+        progress.check("stitch_qca")
 
         surface: dict[str, Any] = {"applied": result is not mi}
         if result is mi:

@@ -5,7 +5,8 @@ an SOI outside the image, views too close together) raises :class:`InputError` o
 of its subclasses. The message names the file, tag or field at fault. Callers embedding
 the API catch ``InputError``; the CLI turns ``exit_code`` into its exit status
 (CASE_FORMAT.md: 65 bad input data, 66 input not found, 69 backend unavailable,
-73 the output folder cannot be written or would lose data).
+73 the output folder cannot be written or would lose data, 130 a run cancelled by its
+caller).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ EX_NOINPUT = 66
 EX_UNAVAILABLE = 69
 EX_SOFTWARE = 70
 EX_CANTCREAT = 73
+#: 128 + SIGINT, what shells report for a run stopped on request.
+EX_CANCELLED = 130
 
 
 class AngioDeployError(Exception):
@@ -78,3 +81,14 @@ class OutputError(AngioDeployError, OSError):
 
     def __str__(self) -> str:  # OSError's own __str__ would show the args tuple
         return str(self.args[0])
+
+
+class Cancelled(AngioDeployError):
+    """A run stopped because its caller cancelled it (``angio_deploy.api.CancelToken``),
+    between two stages; nothing was written. ``source`` names the case."""
+
+    exit_code = EX_CANCELLED
+
+    def __init__(self, message: str = "cancelled", *, source: str | None = None):
+        self.source = source
+        super().__init__(f"{source}: {message}" if source else message)

@@ -46,8 +46,10 @@ log = logging.getLogger(__name__)
 __all__ = [
     "STL_DTYPE",
     "facet_normals",
+    "ply_bytes",
     "read_ply",
     "read_stl",
+    "stl_bytes",
     "write_centreline_vtp",
     "write_obj",
     "write_ply",
@@ -107,17 +109,20 @@ def _read_input(path: Path) -> bytes:
 # --------------------------------------------------------------------------- STL
 
 
-def write_stl(path: str | Path, vertices: np.ndarray, faces: np.ndarray) -> Path:
-    """Write a binary STL (float32, computed facet normals); vertices in world mm (LPS).
-
-    Size is ``84 + 50 * F`` bytes. Returns the path written.
-    """
+def stl_bytes(vertices: np.ndarray, faces: np.ndarray) -> bytes:
+    """The bytes of a binary STL (float32, computed facet normals), ``84 + 50 * F`` long;
+    vertices in world mm (LPS). :func:`write_stl` writes exactly these."""
     v, f = _as_mesh(vertices, faces)
     rec = np.zeros(len(f), dtype=STL_DTYPE)
     rec["normal"] = facet_normals(v, f)
     rec["vertices"] = v[f]
     header = STL_HEADER[:80].ljust(80, b" ")
-    return atomic_write_bytes(path, header + struct.pack("<I", len(f)) + rec.tobytes())
+    return header + struct.pack("<I", len(f)) + rec.tobytes()
+
+
+def write_stl(path: str | Path, vertices: np.ndarray, faces: np.ndarray) -> Path:
+    """Write a binary STL (:func:`stl_bytes`); vertices in world mm (LPS). Returns the path."""
+    return atomic_write_bytes(path, stl_bytes(vertices, faces))
 
 
 def read_stl(path: str | Path, *, merge: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -234,11 +239,26 @@ def write_ply(
     vertex_data: Mapping[str, np.ndarray] | None = None,
     comments: Iterable[str] = (),
 ) -> Path:
-    """Write a binary little-endian PLY; vertices (world mm, LPS) as double, order kept.
+    """Write a binary little-endian PLY (:func:`ply_bytes`); vertices (world mm, LPS) as
+    double, order kept. Returns the path."""
+    return atomic_write_bytes(
+        path, ply_bytes(vertices, faces, vertex_data=vertex_data, comments=comments)
+    )
+
+
+def ply_bytes(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    *,
+    vertex_data: Mapping[str, np.ndarray] | None = None,
+    comments: Iterable[str] = (),
+) -> bytes:
+    """The bytes of a binary little-endian PLY; vertices (world mm, LPS) as double, order
+    kept. :func:`write_ply` writes exactly these.
 
     ``vertex_data`` adds per-vertex scalar properties after ``x y z`` (e.g. ``ring``
     int, ``radius_mm`` double); bool becomes uchar, 64-bit ints are narrowed to 32 bits
-    when they fit. ``comments`` are extra single-line header comments. Returns the path.
+    when they fit. ``comments`` are extra single-line header comments.
     """
     v, f = _as_mesh(vertices, faces)
     extra = {k: _ply_property_array(k, a, len(v)) for k, a in (vertex_data or {}).items()}
@@ -265,7 +285,7 @@ def write_ply(
     frec["n"] = 3
     frec["i"] = f
     header = ("\n".join(lines) + "\n").encode("ascii")
-    return atomic_write_bytes(path, header + vrec.tobytes() + frec.tobytes())
+    return header + vrec.tobytes() + frec.tobytes()
 
 
 # --------------------------------------------------------------------------- PLY reading

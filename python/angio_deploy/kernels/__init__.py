@@ -97,7 +97,8 @@ _context_threads: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 )
 
 
-def _check_threads(n: int) -> int:
+def check_threads(n: int) -> int:
+    """``n`` as an int; ValueError unless a positive integer."""
     if isinstance(n, bool) or int(n) != n or n < 1:
         raise ValueError(f"threads must be a positive integer, got {n!r}")
     return int(n)
@@ -107,7 +108,7 @@ def set_threads(n: int | None) -> None:
     """Set the native core's thread limit for the whole process (None: back to
     :func:`default_threads`)."""
     global _process_threads
-    _process_threads = None if n is None else _check_threads(n)
+    _process_threads = None if n is None else check_threads(n)
 
 
 def get_threads() -> int:
@@ -124,7 +125,7 @@ def get_threads() -> int:
 def thread_limit(n: int | None) -> Iterator[None]:
     """``with thread_limit(n):`` kernels called in this thread (context) use at most ``n``
     threads; None leaves the current limit."""
-    token = _context_threads.set(None if n is None else _check_threads(n))
+    token = _context_threads.set(None if n is None else check_threads(n))
     try:
         yield
     finally:
@@ -132,7 +133,7 @@ def thread_limit(n: int | None) -> Iterator[None]:
 
 
 def _threads_arg(threads: int | None) -> int:
-    return get_threads() if threads is None else _check_threads(threads)
+    return get_threads() if threads is None else check_threads(threads)
 
 
 def _f64(a, name: str, shape_tail: tuple[int, ...] | None = None, ndim: int | None = None):
@@ -394,6 +395,7 @@ __all__ = [
     "Kernels",
     "available_backends",
     "backproject",
+    "check_threads",
     "correspond_centrelines",
     "default_threads",
     "get_backend",
