@@ -549,6 +549,8 @@ class Reconstructor:
             },
             "backend": {
                 "kernels": kernels.BACKEND,
+                # The native core's thread limit in this run (Reconstructor(threads=)).
+                "kernel_threads": kernels.get_threads(),
                 **self.segmenter.report(),
                 **({"surface_refinement": self.refiner.report()} if self.refiner else {}),
             },
