@@ -623,7 +623,7 @@ class MemoryView:
     """
 
     image: Any
-    soi: Any
+    soi: Any = None
     geometry: Any = None
     frame: int | None = None
     photometric: str | None = None
@@ -728,7 +728,9 @@ def case_from_memory(
             raise ctx.error(f"views[{i}]", f"must be a MemoryView, got {type(v).__name__}")
     doc: dict[str, Any] = {"format": FORMAT, "id": case_id, "views": []}
     for i, v in enumerate(views):
-        view_doc: dict[str, Any] = {"image": i, "soi": _segment_document(v.soi)}
+        view_doc: dict[str, Any] = {"image": i}
+        if v.soi is not None:  # None: missing, the error a case.json without it gives
+            view_doc["soi"] = _segment_document(v.soi)
         if v.geometry is not None:
             view_doc["geometry"] = _geometry_document(v.geometry)
         if v.frame is not None:
