@@ -170,3 +170,28 @@ def test_f_paper_is_invariant_to_a_rigid_motion_of_both():
     R, t = random_rotation(11), np.array([-40.0, 12.5, 103.0])
     after = f_paper(pv @ R.T + t, tf, tv @ R.T + t, tf)
     assert after == pytest.approx(before, abs=0.02)  # 1 sample of 10,000 may flip at tau
+
+
+def test_point_mesh_distance_is_exact_with_long_cap_triangles():
+    """Flat end caps are fans of long triangles (and a Boolean union leaves slivers): the
+    search splits them, and the distances stay exact, also for far points."""
+    from angio_deploy.topology import ring_faces
+
+    t = np.linspace(0, 1, 40)
+    c = np.stack([10 * t, 3 * np.sin(3 * t), 2 * t], axis=1)
+    v, _ = kernels.tube_mesh(c, np.full(len(c), 2.0), n_around=60)
+    f = ring_faces(40, 60, caps=True)
+    rng = np.random.default_rng(3)
+    pts = rng.uniform([-15, -15, -15], [25, 15, 15], (300, 3))
+    fast = point_mesh_distance(pts, v, f)
+    tri = v[f]
+    brute = np.concatenate(
+        [
+            np.linalg.norm(
+                _closest_on_triangles(q[:, None], tri[:, 0], tri[:, 1], tri[:, 2]) - q[:, None],
+                axis=-1,
+            ).min(axis=1)
+            for q in np.array_split(pts, 30)
+        ]
+    )
+    np.testing.assert_allclose(fast, brute, atol=1e-12)

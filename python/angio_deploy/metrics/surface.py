@@ -181,27 +181,72 @@ def closest_points(points, vertices, faces) -> tuple[np.ndarray, np.ndarray]:
     """
     v, f = _mesh(vertices, faces)
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    tri = v[f]
+    tri = _bounded_triangles(v[f])
     centroids = tri.mean(axis=1)
     reach = float(np.linalg.norm(tri - centroids[:, None, :], axis=2).max())
     tree = cKDTree(centroids)
     out = np.empty(len(pts))
     near = np.empty((len(pts), 3))
     todo = np.arange(len(pts))
-    k = min(_FIRST_K, len(f))
+    k = min(_FIRST_K, len(tri))
     while todo.size:
         still = []
-        for start in range(0, todo.size, _CHUNK):
-            sel = todo[start : start + _CHUNK]
+        # Fewer points per chunk as the candidate lists grow: memory stays bounded.
+        chunk = max(64, _CHUNK * _FIRST_K // k)
+        for start in range(0, todo.size, chunk):
+            sel = todo[start : start + chunk]
             dc, ic = tree.query(pts[sel], k=k)
             dc, ic = dc.reshape(len(sel), -1), ic.reshape(len(sel), -1)
             d, q = _closest_of_candidates(pts[sel], tri, ic)
             out[sel], near[sel] = d, q
-            if k < len(f):
+            if k < len(tri):
                 still.append(sel[dc[:, -1] < d + reach])
         todo = np.concatenate(still) if still else np.empty(0, dtype=np.int64)
-        k = min(4 * k, len(f))
+        k = min(4 * k, len(tri))
     return out, near
+
+
+#: Triangles reaching farther than this multiple of the median reach (centroid to farthest
+#: corner) are split for the nearest-point search.
+_REACH_RATIO = 1.5
+
+
+def _bounded_triangles(tri: np.ndarray) -> np.ndarray:
+    """The same surface as triangles (T, 3, 3) whose reach is at most a few times the
+    median: long ones (flat end caps, the slivers a Boolean union leaves) are bisected at
+    their longest edge until they are not. The search's proof of exactness uses the
+    largest reach, so one long triangle would otherwise widen every point's query to the
+    whole mesh (minutes and gigabytes on a joined mesh)."""
+
+    def reach(t: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(t - t.mean(axis=1, keepdims=True), axis=2).max(axis=1)
+
+    limit = _REACH_RATIO * float(np.median(reach(tri))) if len(tri) else 0.0
+    done = []
+    for _ in range(32):
+        long = reach(tri) > limit
+        if not long.any():
+            break
+        done.append(tri[~long])
+        t = tri[long]
+        edges = np.stack(
+            [
+                np.linalg.norm(t[:, 1] - t[:, 0], axis=1),
+                np.linalg.norm(t[:, 2] - t[:, 1], axis=1),
+                np.linalg.norm(t[:, 0] - t[:, 2], axis=1),
+            ],
+            axis=1,
+        )
+        e = edges.argmax(axis=1)
+        # Rotate each triangle so its longest edge is (0, 1), then split that edge.
+        idx = np.stack([e, (e + 1) % 3, (e + 2) % 3], axis=1)
+        t = np.take_along_axis(t, idx[:, :, None], axis=1)
+        m = 0.5 * (t[:, 0] + t[:, 1])
+        tri = np.concatenate(
+            [np.stack([t[:, 0], m, t[:, 2]], 1), np.stack([m, t[:, 1], t[:, 2]], 1)]
+        )
+    done.append(tri)
+    return np.concatenate(done)
 
 
 def f_score(d_pred_to_true: np.ndarray, d_true_to_pred: np.ndarray, tau: float) -> float:
