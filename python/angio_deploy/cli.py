@@ -151,6 +151,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 SUMMARY_METRICS = (
     "MAE",
+    "MAE_shape",
     "ASSD",
     "HD",
     "HD95",
@@ -167,6 +168,11 @@ SUMMARY_METRICS = (
     "ref_diameter_error",
     "QCA_DS_error",
     "lesion_length_error",
+    "ASSD_joined",
+    "HD95_joined",
+    "Dice_joined",
+    "Dice_main",
+    "bifurcation_angle_error",
 )
 
 
@@ -218,11 +224,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
     summ = res["summary"]
     print(f"{res['n_cases']} cases, {res['failed']} failed")
-    print(f"{'metric':<12} {'mean':>9} {'median':>9} {'p95':>9} {'n':>5}")
+    print(f"{'metric':<24} {'mean':>9} {'median':>9} {'p95':>9} {'n':>5}")
     for m in SUMMARY_METRICS:
         if m in summ:
             s = summ[m]
-            print(f"{m:<12} {s['mean']:9.4f} {s['median']:9.4f} {s['p95']:9.4f} {s['n']:5d}")
+            print(f"{m:<24} {s['mean']:9.4f} {s['median']:9.4f} {s['p95']:9.4f} {s['n']:5d}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"cases": res["cases"], "summary": summ}, fh, indent=2, default=float)
@@ -458,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         metavar="N",
-        help="ONNX Runtime threads per worker (default: the cores divided among the workers)",
+        help="threads of one case (ONNX Runtime, native core; default: cores / workers)",
     )
     ba.add_argument("--redo", action="store_true", help="reconstruct cases that have a result")
     ba.add_argument("--limit", type=int, help="only the first N cases")
