@@ -102,5 +102,7 @@ class CaseLogAdapter(logging.LoggerAdapter):
         return f"[{self.case_id}] {msg}", kwargs
 
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        # stacklevel: name the caller of info()/warning(), not this method.
+        kwargs.setdefault("stacklevel", 2)
         with case_context(self.case_id):
             super().log(level, msg, *args, **kwargs)
