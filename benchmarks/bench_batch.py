@@ -90,6 +90,9 @@ def main() -> int:
             _one_run(cases, Path(tmp) / f"out_{w}", options, w, label)
             for label, w in (("sequential", 0), ("1 worker", 1), ("2 workers", 2))
         ]
+    if any(r["ok"] < r["cases"] for r in rows):
+        print("some cases failed: the rates would not compare like with like", file=sys.stderr)
+        return 1
     base, steady = rows[0]["cases_per_s"], rows[0]["steady_cases_per_s"]
     for r in rows:
         r["ratio"] = r["cases_per_s"] / base

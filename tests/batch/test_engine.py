@@ -196,8 +196,13 @@ def test_evaluate_on_workers_gives_the_sequential_rows(
     from angio_deploy.evaluate import evaluate_cases, evaluate_cohort
 
     seq = evaluate_cases(cohort, Reconstructor(), out_root=tmp_path / "seq", limit=2)
+    # One thread a case on the workers, every core here: the numbers do not depend on it.
     par = evaluate_cohort(
-        cohort, BatchOptions(), scheduler=scheduler, out_root=tmp_path / "par", limit=2
+        cohort,
+        BatchOptions(intra_op_threads=1),
+        scheduler=scheduler,
+        out_root=tmp_path / "par",
+        limit=2,
     )
     assert par["n_cases"] == seq["n_cases"] == 2
     for a, b in zip(seq["cases"], par["cases"], strict=True):

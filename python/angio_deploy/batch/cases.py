@@ -21,8 +21,9 @@ class BatchOptions:
 
     ``segmenter``/``provider``/``refine_*``/``force``: as for
     :class:`~angio_deploy.api.Reconstructor` and its ``reconstruct``. ``intra_op_threads``:
-    ONNX Runtime threads per model run in each worker; None lets the engine choose (the
-    cores divided among the worker processes, so N workers do not oversubscribe them).
+    threads of one case in each worker (ONNX Runtime's intra-op threads and the native
+    core's limit); None lets the engine choose (the cores divided among the worker
+    processes, so N workers do not oversubscribe them).
     """
 
     segmenter: str = "network"

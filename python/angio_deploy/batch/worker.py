@@ -40,8 +40,9 @@ def _reconstructor_key(options: BatchOptions, threads: int) -> tuple:
 
 
 def worker_threads(options: BatchOptions) -> int:
-    """ONNX Runtime intra-op threads for this process: the option, else the cores this
-    process may use divided by the Dask worker's task threads (one case per thread)."""
+    """Threads for one case (ONNX Runtime intra-op and the native core's limit): the
+    option, else the cores this process may use divided by the Dask worker's task threads
+    (one case per thread)."""
     if options.intra_op_threads:
         return max(1, int(options.intra_op_threads))
     from angio_deploy.backends import available_cpu_count
@@ -57,19 +58,16 @@ def worker_threads(options: BatchOptions) -> int:
 
 
 def build_reconstructor(options: BatchOptions, threads: int):
-    """A Reconstructor for ``options`` whose network sessions use ``threads`` intra-op
-    threads. (The surface-refinement sessions are opened by the Reconstructor with the
-    default thread count: the API has no thread option yet.)"""
+    """A Reconstructor for ``options`` whose ONNX Runtime sessions use ``threads`` intra-op
+    threads and whose native-core kernels use at most ``threads`` threads."""
     from angio_deploy.api import Reconstructor
-    from angio_deploy.pipeline.segmenters import OnnxSegmenter
 
-    segmenter: Any = options.segmenter
-    if segmenter == "network":
-        segmenter = OnnxSegmenter(provider=options.provider, intra_op_threads=threads)
     return Reconstructor(
-        segmenter,
+        options.segmenter,
         provider=options.provider,
         surface=False if not options.refine_surface else None,
+        intra_op_threads=threads,
+        threads=threads,
     )
 
 
