@@ -215,7 +215,7 @@ def build_cache(
     Written into a hidden temporary sibling and swapped into place when complete, so an
     interrupted build leaves no half cache. Returns the cache folder.
     """
-    from angio_deploy._version import __version__
+    from angio_deploy import __version__
     from angio_deploy.io.atomic import atomic_output_dir
     from angio_deploy.synth.engine import GENERATOR_VERSION
 

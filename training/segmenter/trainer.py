@@ -434,6 +434,6 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
 def _versions() -> dict[str, str]:
     import segmentation_models_pytorch as smp
 
-    from angio_deploy._version import __version__
+    from angio_deploy import __version__
 
     return {"torch": torch.__version__, "smp": smp.__version__, "angio_deploy": __version__}

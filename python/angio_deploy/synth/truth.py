@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from angio_deploy import kernels
+from angio_deploy.curves import tube_frames
 from angio_deploy.geometry import ViewGeometry
-from angio_deploy.kernels._numpy.tube import frames as tube_frames
 from angio_deploy.topology import N_AROUND, N_RINGS
 
 from .model import SegmentOfInterest, Vessel

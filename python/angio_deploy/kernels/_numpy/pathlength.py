@@ -50,8 +50,9 @@ import math
 
 import numpy as np
 
-from .projection import _project_one, inverse3, matvec3
-from .tube import _initial_normal
+from angio_deploy.curves import initial_normal
+
+from .projection import inverse3, matvec3, project_one
 
 # Joint normals |w_a + w_b| below this (turns beyond ~179.9 degrees) are not used.
 JOINT_MIN_NORM = 1e-3
@@ -119,7 +120,7 @@ def _segments(
         dp = sx * w[0] + sy * w[1] + sz * w[2]
         px, py, pz = sx - dp * w[0], sy - dp * w[1], sz - dp * w[2]
         pn = math.sqrt(px * px + py * py + pz * pz)
-        m = (px / pn, py / pn, pz / pn) if pn > MAJOR_MIN_NORM else _initial_normal(w)
+        m = (px / pn, py / pn, pz / pn) if pn > MAJOR_MIN_NORM else initial_normal(w)
         n = (
             w[1] * m[2] - w[2] * m[1],
             w[2] * m[0] - w[0] * m[2],
@@ -164,7 +165,7 @@ def _segments(
             U = [a * (m[i] - ku * w[i]) for i in range(3)]
             V = [b * (n[i] - kv * w[i]) for i in range(3)]
             for su, sv in ((-1.0, -1.0), (-1.0, 1.0), (1.0, -1.0), (1.0, 1.0)):
-                pu, pv, pw = _project_one(
+                pu, pv, pw = project_one(
                     P,
                     ce[0] + su * U[0] + sv * V[0],
                     ce[1] + su * U[1] + sv * V[1],

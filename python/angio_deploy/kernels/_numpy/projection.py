@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def _project_one(P: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray):
+def project_one(P: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray):
+    """Pixels (u, v) and depth w of world points (x, y, z) mm under one 3x4 matrix P
+    (one array each; u, v inf/NaN where w <= 0 -- callers mask)."""
     # Explicit left-to-right sums (not matmul) so the rounding matches csrc/ exactly.
     a = P[0, 0] * x + P[0, 1] * y + P[0, 2] * z + P[0, 3]
     b = P[1, 0] * x + P[1, 1] * y + P[1, 2] * z + P[1, 3]
@@ -22,7 +24,7 @@ def project(P: np.ndarray, X: np.ndarray) -> np.ndarray:
     out = np.empty((P.shape[0], X.shape[0], 2), dtype=np.float64)
     x, y, z = X[:, 0], X[:, 1], X[:, 2]
     for k in range(P.shape[0]):
-        u, v, w = _project_one(P[k], x, y, z)
+        u, v, w = project_one(P[k], x, y, z)
         bad = ~(w > 0.0)
         u[bad] = np.nan
         v[bad] = np.nan

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .projection import _project_one
+from .projection import project_one
 
 
 def rasterize_silhouette(
@@ -20,7 +20,7 @@ def rasterize_silhouette(
 ) -> np.ndarray:
     """Fill the projected mesh: vertices (N, 3) mm, faces (F, 3) -> mask (height, width) uint8."""
     mask = np.zeros((height, width), dtype=np.uint8)
-    pu, pv, w = _project_one(P, vertices[:, 0], vertices[:, 1], vertices[:, 2])
+    pu, pv, w = project_one(P, vertices[:, 0], vertices[:, 1], vertices[:, 2])
     ok = (w > 0.0) & np.isfinite(pu) & np.isfinite(pv)
     pu = pu.tolist()
     pv = pv.tolist()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .projection import _project_one
+from .projection import project_one
 
 
 def _solve3(N: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -63,7 +63,7 @@ def triangulate(
         rows, rhs = [], []
         x, y, z = X[:, 0], X[:, 1], X[:, 2]
         for P, uv in ((P1, uv1), (P2, uv2)):
-            pu, pv, w = _project_one(P, x, y, z)
+            pu, pv, w = project_one(P, x, y, z)
             for k, pk in ((0, pu), (1, pv)):
                 # d(pk)/dX = (P[k, :3] - pk * P[2, :3]) / w
                 row = np.stack([(P[k, m] - pk * P[2, m]) / w for m in range(3)], axis=1)
@@ -75,7 +75,7 @@ def triangulate(
     x, y, z = X[:, 0], X[:, 1], X[:, 2]
     sq = np.zeros(X.shape[0])
     for P, uv in ((P1, uv1), (P2, uv2)):
-        pu, pv, _ = _project_one(P, x, y, z)
+        pu, pv, _ = project_one(P, x, y, z)
         du = pu - uv[:, 0]
         dv = pv - uv[:, 1]
         sq = sq + du * du + dv * dv

@@ -1,5 +1,5 @@
 """Tube meshing with rotation-minimising frames (double reflection, Wang et al. 2008;
-the transport itself is :func:`angio_deploy.curves.rotation_minimising_normals`).
+the frames themselves are :func:`angio_deploy.curves.tube_frames`).
 
 Ring i, vertex j sits on the ray at angle phi_j = 2 pi j / n_around in the frame
 (r_i, s_i = t_i x r_i) from the centre c_i, at the distance of the ring's ellipse in that
@@ -20,77 +20,7 @@ import math
 
 import numpy as np
 
-from angio_deploy.curves import rotation_minimising_normals
-
-
-def _normalize(x, y, z):
-    n = math.sqrt(x * x + y * y + z * z)
-    return x / n, y / n, z / n
-
-
-def _tangents(c: list[list[float]]) -> list[tuple[float, float, float]]:
-    """Central-difference unit tangents, one-sided at the ends.
-
-    Repeated centre points give no direction: such a tangent takes the previous one (the
-    first valid one at the start; +z when the whole centreline is a single point).
-    """
-    N = len(c)
-    raw: list[tuple[float, float, float] | None] = []
-    for i in range(N):
-        a = c[i - 1] if i > 0 else c[i]
-        b = c[i + 1] if i < N - 1 else c[i]
-        x, y, z = b[0] - a[0], b[1] - a[1], b[2] - a[2]
-        n = math.sqrt(x * x + y * y + z * z)
-        raw.append((x / n, y / n, z / n) if n > 0.0 else None)
-    prev = next((t for t in raw if t is not None), (0.0, 0.0, 1.0))
-    out = []
-    for t in raw:
-        prev = prev if t is None else t
-        out.append(prev)
-    return out
-
-
-def _initial_normal(t):
-    # The world axis least aligned with the tangent (first one on ties), made orthogonal.
-    ax = [abs(t[0]), abs(t[1]), abs(t[2])]
-    k = 0
-    if ax[1] < ax[k]:
-        k = 1
-    if ax[2] < ax[k]:
-        k = 2
-    e = [0.0, 0.0, 0.0]
-    e[k] = 1.0
-    d = e[0] * t[0] + e[1] * t[1] + e[2] * t[2]
-    return _normalize(e[0] - d * t[0], e[1] - d * t[1], e[2] - d * t[2])
-
-
-MIN_REFERENCE_NORM = 1e-3
-
-
-def _start_normal(t, ref):
-    # The reference made orthogonal to the tangent; the axis rule when that degenerates.
-    rx, ry, rz = float(ref[0]), float(ref[1]), float(ref[2])
-    d = rx * t[0] + ry * t[1] + rz * t[2]
-    x, y, z = rx - d * t[0], ry - d * t[1], rz - d * t[2]
-    n = math.sqrt(x * x + y * y + z * z)
-    if n > MIN_REFERENCE_NORM:
-        return x / n, y / n, z / n
-    return _initial_normal(t)
-
-
-def frames(centres: np.ndarray, reference=(0.0, 0.0, 0.0)):
-    """Tangents, normals r and binormals s = t x r along the centreline, as lists.
-
-    The first normal is ``reference`` made orthogonal to the first tangent (when that is
-    not degenerate), else the least-aligned world axis; then rotation-minimising
-    (:func:`angio_deploy.curves.rotation_minimising_normals`, renormalised each step)."""
-    c = centres.tolist()
-    T = _tangents(c)
-    R = rotation_minimising_normals(c, T, _start_normal(T[0], reference))
-    S = []
-    for t, r in zip(T, R, strict=True):
-        S.append((t[1] * r[2] - t[2] * r[1], t[2] * r[0] - t[0] * r[2], t[0] * r[1] - t[1] * r[0]))
-    return T, R, S
+from angio_deploy.curves import tube_frames
 
 
 def tube_faces(n_rings: int, n_around: int, caps: bool) -> np.ndarray:
@@ -119,7 +49,7 @@ def tube_mesh(
 
     Returns vertices (N * n_around, 3) float64 and faces (F, 3) int64.
     """
-    _, R, S = frames(centres, reference)
+    _, R, S = tube_frames(centres, reference)
     N = centres.shape[0]
     V = np.empty((N * n_around, 3))
     cph = [math.cos(2.0 * math.pi * j / n_around) for j in range(n_around)]
