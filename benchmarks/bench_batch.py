@@ -77,7 +77,7 @@ def main() -> int:
 
     from angio_deploy.backends import available_cpu_count
     from angio_deploy.batch import BatchOptions
-    from angio_deploy.synth.engine import synthesize
+    from angio_deploy.synth.engine import synthesise
 
     options = BatchOptions(segmenter=args.segmenter)
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,7 +85,7 @@ def main() -> int:
             cases = Path(args.cases)
         else:
             cases = Path(tmp) / "cases"
-            synthesize(cases, args.count, args.first_seed, size=args.size)
+            synthesise(cases, args.count, args.first_seed, size=args.size)
         rows = [
             _one_run(cases, Path(tmp) / f"out_{w}", options, w, label)
             for label, w in (("sequential", 0), ("1 worker", 1), ("2 workers", 2))

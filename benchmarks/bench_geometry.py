@@ -115,9 +115,9 @@ def build_cases(seed: int = 0) -> list[Case]:
             lambda k: k.sample_bilinear(maps, uv_vert, size, size),
         ),
         (
-            "rasterize_silhouette",
+            "rasterise_silhouette",
             "100 x 60 tube (11,880 tris) -> 512 x 512",
-            lambda k: k.rasterize_silhouette(v1.P, V, F, size, size),
+            lambda k: k.rasterise_silhouette(v1.P, V, F, size, size),
         ),
         (
             "tube_path_lengths",

@@ -159,7 +159,7 @@ py::array sample_bilinear(const std::vector<py::array>& maps, const f64array& uv
   throw py::value_error("maps must be float32 or float64");
 }
 
-py::array_t<std::uint8_t> rasterize_silhouette(const f64array& P, const f64array& vertices,
+py::array_t<std::uint8_t> rasterise_silhouette(const f64array& P, const f64array& vertices,
                                                const i64array& faces, index_t width,
                                                index_t height) {
   require_shape(P, "P", {3, 4});
@@ -175,7 +175,7 @@ py::array_t<std::uint8_t> rasterize_silhouette(const f64array& P, const f64array
   std::uint8_t* m = mask.mutable_data();
   {
     py::gil_scoped_release release;
-    angio::rasterize_silhouette(p, v, nv, f, nf, width, height, m);
+    angio::rasterise_silhouette(p, v, nv, f, nf, width, height, m);
   }
   return mask;
 }
@@ -229,7 +229,7 @@ PYBIND11_MODULE(_native, m) {
         py::arg("height"), py::arg("threads") = 0,
         "Bilinear samples of (H, W, C) maps at image pixels uv (N, 2) -> (N, sum C); at most\n"
         "threads worker threads (<= 0: the process's CPU affinity count).");
-  m.def("rasterize_silhouette", &rasterize_silhouette, py::arg("P"), py::arg("vertices"),
+  m.def("rasterise_silhouette", &rasterise_silhouette, py::arg("P"), py::arg("vertices"),
         py::arg("faces"), py::arg("width"), py::arg("height"),
         "Binary silhouette (height, width) uint8 of a triangle mesh projected with P.");
   m.def("tube_path_lengths", &tube_path_lengths, py::arg("P"), py::arg("centres"),

@@ -53,7 +53,7 @@ void sample_bilinear(const std::vector<MapView<T>>& maps, const double* uv, inde
 
 // -- raster.cpp -------------------------------------------------------------------------
 // Silhouette (height, width) of triangles faces (nf, 3) over vertices (nv, 3) mm.
-void rasterize_silhouette(const double* P, const double* vertices, index_t nv,
+void rasterise_silhouette(const double* P, const double* vertices, index_t nv,
                           const index_t* faces, index_t nf, index_t width, index_t height,
                           std::uint8_t* mask);
 

@@ -58,7 +58,7 @@ inline Vec3 solve3(const double* N, const double* r) {
 
 inline double dot(const Vec3& a, const Vec3& b) { return a.x * b.x + a.y * b.y + a.z * b.z; }
 
-inline Vec3 normalize(double x, double y, double z) {
+inline Vec3 normalise(double x, double y, double z) {
   const double n = std::sqrt(x * x + y * y + z * z);
   return {x / n, y / n, z / n};
 }
@@ -73,7 +73,7 @@ inline Vec3 initial_normal(const Vec3& t) {
   double e[3] = {0.0, 0.0, 0.0};
   e[k] = 1.0;
   const double d = e[0] * t.x + e[1] * t.y + e[2] * t.z;
-  return normalize(e[0] - d * t.x, e[1] - d * t.y, e[2] - d * t.z);
+  return normalise(e[0] - d * t.x, e[1] - d * t.y, e[2] - d * t.z);
 }
 
 inline Vec3 matvec3(const Mat3& M, double x, double y, double z) {

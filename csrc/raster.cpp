@@ -9,7 +9,7 @@
 
 namespace angio {
 
-void rasterize_silhouette(const double* P, const double* vertices, index_t nv,
+void rasterise_silhouette(const double* P, const double* vertices, index_t nv,
                           const index_t* faces, index_t nf, index_t width, index_t height,
                           std::uint8_t* mask) {
   std::fill(mask, mask + width * height, std::uint8_t(0));

@@ -83,7 +83,7 @@ std::vector<Vec3> normals(const double* c, index_t n, const std::vector<Vec3>& T
     const Vec3 rn = c2 > 0.0 ? reflect(v2, c2, rL) : rL;
     // Re-orthonormalise against the tangent so rounding cannot drift.
     const double d = dot(rn, tn);
-    R[i + 1] = normalize(rn.x - d * tn.x, rn.y - d * tn.y, rn.z - d * tn.z);
+    R[i + 1] = normalise(rn.x - d * tn.x, rn.y - d * tn.y, rn.z - d * tn.z);
   }
   return R;
 }

@@ -133,7 +133,7 @@ def main(out: Path) -> None:
             uid_seed=f"example-{SEED}-{name}",
         )
         _, capped = kernels.tube_mesh(centres, radii, n_around=N_AROUND, caps=True, reference=ref)
-        mask = kernels.rasterize_silhouette(g.P, vertices, capped, SIZE, SIZE)
+        mask = kernels.rasterise_silhouette(g.P, vertices, capped, SIZE, SIZE)
         from PIL import Image
 
         Image.fromarray(mask * 255).save(out / "truth" / f"mask_{name}.png")

@@ -7,7 +7,7 @@ CHECKPOINT_DIR holds ``model.safetensors`` (the state_dict) and ``config.json`` 
 least ``{"arch": "unet", "encoder": ..., "in_channels": 1, "classes": 1,
 "crop": {"width": 256, "height": 160, ...}}``. The ONNX model takes ``image``
 (N, in_channels, height, width) float32 crops normalised by
-:func:`angio_deploy.pipeline.crop.normalize_crop` and returns ``logits`` of shape
+:func:`angio_deploy.pipeline.crop.normalise_crop` and returns ``logits`` of shape
 (N, classes, height, width); the batch axis is dynamic, the spatial size fixed by the
 crop config. Model metadata (``metadata_props``) records the name, version, role, crop
 config, the sha256 of the source weights and config, and how the weights are stored.
@@ -55,7 +55,7 @@ log = logging.getLogger("export.onnx_export")
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 DEFAULT_OPSET = 17
-NORMALIZATION = "per-crop zero mean, unit sd (angio_deploy.pipeline.crop.normalize_crop)"
+NORMALISATION = "per-crop zero mean, unit sd (angio_deploy.pipeline.crop.normalise_crop)"
 
 
 def metadata_for(
@@ -88,7 +88,7 @@ def metadata_for(
         "output_shape": json.dumps(
             [None, int(config["classes"]), int(crop["height"]), int(crop["width"])]
         ),
-        "normalization": NORMALIZATION,
+        "normalization": NORMALISATION,
         "source_sha256": source_sha256,
         "weights_storage": weights_storage,
         "config": json.dumps(config, sort_keys=True),

@@ -30,7 +30,7 @@ from angio_deploy.api import Reconstructor
 from angio_deploy.errors import AngioDeployError
 from angio_deploy.evaluate import find_cases, with_true_geometry
 from angio_deploy.io.case import load_case
-from angio_deploy.metrics import evaluate_case, summarize
+from angio_deploy.metrics import evaluate_case, summarise
 from angio_deploy.pipeline.segmenters import OracleSegmenter
 
 
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{k + 1}/{len(cases)} {d.name} " + (r.get("error") or f"HD {r['HD']:.3f}"))
     doc = {
         "cases": rows,
-        "summary": summarize(rows),
+        "summary": summarise(rows),
         "n_cases": len(rows),
         "failed": sum("error" in r for r in rows),
     }

@@ -46,7 +46,7 @@ def sample_bilinear(
     At most ``threads`` worker threads (<= 0: the process's CPU affinity count; never more
     than 8); the values do not depend on it."""
 
-def rasterize_silhouette(
+def rasterise_silhouette(
     P: F64, vertices: F64, faces: npt.NDArray[np.int64], width: int, height: int
 ) -> npt.NDArray[np.uint8]:
     """Silhouette (height, width) uint8 of triangles faces (F, 3) over vertices (N, 3) mm."""

@@ -81,7 +81,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from .errors import EX_USAGE, InputError
-    from .synth.engine import check_output_dir, synthesize
+    from .synth.engine import check_output_dir, synthesise
 
     if args.count < 0:
         print(f"{PROG}: error: --count must be >= 0, got {args.count}", file=sys.stderr)
@@ -99,7 +99,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"\r{done}/{total} cases", end="" if done < total else "\n", file=sys.stderr)
 
-    paths = synthesize(
+    paths = synthesise(
         args.out_dir,
         args.count,
         args.seed,

@@ -31,7 +31,7 @@ from .batch.worker import process_case
 from .errors import OutputError
 from .geometry import ViewGeometry
 from .io.case import Case
-from .metrics import evaluate_case, summarize
+from .metrics import evaluate_case, summarise
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _result(rows: list[dict[str, Any]]) -> dict[str, Any]:
     failed = sum("error" in r for r in rows)
     # A failed row's exit code is a label, not a metric to average.
     metrics = [{k: v for k, v in r.items() if k != "exit_code"} for r in rows]
-    return {"cases": rows, "summary": summarize(metrics), "n_cases": len(rows), "failed": failed}
+    return {"cases": rows, "summary": summarise(metrics), "n_cases": len(rows), "failed": failed}
 
 
 def evaluate_cases(

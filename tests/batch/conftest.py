@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from angio_deploy.synth.engine import synthesize
+from angio_deploy.synth.engine import synthesise
 
 pytest.importorskip("distributed")
 
@@ -34,8 +34,8 @@ def broken() -> str:
 @pytest.fixture(scope="session")
 def cohort_src(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cohort") / "cases"
-    synthesize(root / "site_a", 2, 5, size=512)
-    synthesize(root / "site_b", 1, 7, size=512)
+    synthesise(root / "site_a", 2, 5, size=512)
+    synthesise(root / "site_b", 1, 7, size=512)
     broken = root / BROKEN
     broken.mkdir(parents=True)
     (broken / "case.json").write_text("{", encoding="utf-8")

@@ -26,7 +26,7 @@ from export.compact import fp16_weights, ort_optimisation_report  # noqa: E402
 from export.onnx_export import CheckpointError, load_checkpoint, main  # noqa: E402
 
 from angio_deploy.backends import get_session  # noqa: E402
-from angio_deploy.pipeline.crop import normalize_crop  # noqa: E402
+from angio_deploy.pipeline.crop import normalise_crop  # noqa: E402
 
 ENCODER = "efficientnet-b0"
 CROP = {"width": 256, "height": 160, "margin_px": 24, "max_scale": 2.0}
@@ -69,7 +69,7 @@ def _inputs() -> np.ndarray:
     x = rng.standard_normal((3, 1, 160, 256)).astype(np.float32)
     img = np.full((160, 256), 200.0) + rng.normal(0, 8, (160, 256))
     img[76:84, 10:246] -= 90.0  # a dark horizontal vessel along the SOI line
-    return np.concatenate([x, normalize_crop(img)[None, None]])
+    return np.concatenate([x, normalise_crop(img)[None, None]])
 
 
 @pytest.fixture(scope="module")

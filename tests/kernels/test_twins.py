@@ -525,12 +525,12 @@ def test_sampling_reproduces_a_linear_ramp_in_the_interior(backend: Kernels) -> 
     n_around=st.integers(3, 24),
     radius=st.floats(0.2, 20.0),
 )
-def test_rasterize_tube_twins_agree(native: Kernels, ref: Kernels, v, seed, n_around, radius):
+def test_rasterise_tube_twins_agree(native: Kernels, ref: Kernels, v, seed, n_around, radius):
     rng = np.random.default_rng(seed)
     c = random_walk(rng, int(rng.integers(2, 40)), step=float(rng.uniform(0.5, 5.0)))
     V, F = ref.tube_mesh(c, np.full(c.shape[0], radius), n_around=n_around, caps=True)
-    a = native.rasterize_silhouette(v.P, V, F, v.width, v.height)
-    b = ref.rasterize_silhouette(v.P, V, F, v.width, v.height)
+    a = native.rasterise_silhouette(v.P, V, F, v.width, v.height)
+    b = ref.rasterise_silhouette(v.P, V, F, v.width, v.height)
     assert a.dtype == np.uint8
     assert a.shape == (v.height, v.width)
     np.testing.assert_array_equal(a, b)
@@ -538,7 +538,7 @@ def test_rasterize_tube_twins_agree(native: Kernels, ref: Kernels, v, seed, n_ar
 
 @TWIN
 @given(v=views(), seed=st.integers(0, 2**32 - 1), nf=st.integers(0, 60))
-def test_rasterize_triangle_soup_twins_agree(native: Kernels, ref: Kernels, v, seed, nf):
+def test_rasterise_triangle_soup_twins_agree(native: Kernels, ref: Kernels, v, seed, nf):
     """Random triangles: off-image, huge, degenerate, through and behind the source."""
     rng = np.random.default_rng(seed)
     V = rng.normal(0.0, 60.0, (3 * nf + 6, 3))
@@ -550,8 +550,8 @@ def test_rasterize_triangle_soup_twins_agree(native: Kernels, ref: Kernels, v, s
         F[1] = [V.shape[0] - 3, V.shape[0] - 2, V.shape[0] - 1]  # collinear: zero area
         F[2] = [V.shape[0] - 6, V.shape[0] - 3, 1]  # one vertex behind the source
         F[3] = [V.shape[0] - 5, V.shape[0] - 3, 2]  # one vertex just in front of it
-    a = native.rasterize_silhouette(v.P, V, F, v.width, v.height)
-    b = ref.rasterize_silhouette(v.P, V, F, v.width, v.height)
+    a = native.rasterise_silhouette(v.P, V, F, v.width, v.height)
+    b = ref.rasterise_silhouette(v.P, V, F, v.width, v.height)
     np.testing.assert_array_equal(a, b)
 
 
@@ -560,7 +560,7 @@ def test_rasterize_triangle_soup_twins_agree(native: Kernels, ref: Kernels, v, s
     corners=hnp.arrays(np.float64, (30, 3), elements=st.integers(-4, 44).map(float)),
     flip=st.booleans(),
 )
-def test_rasterize_edges_through_pixel_centres_agree(native: Kernels, ref: Kernels, corners, flip):
+def test_rasterise_edges_through_pixel_centres_agree(native: Kernels, ref: Kernels, corners, flip):
     """Integer vertices with an identity-like P put pixel centres exactly on edges."""
     P = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
     V = corners.copy()
@@ -568,8 +568,8 @@ def test_rasterize_edges_through_pixel_centres_agree(native: Kernels, ref: Kerne
     F = np.arange(30).reshape(10, 3)
     if flip:
         F = F[:, ::-1].copy()
-    a = native.rasterize_silhouette(P, V, F, 40, 36)
-    b = ref.rasterize_silhouette(P, V, F, 40, 36)
+    a = native.rasterise_silhouette(P, V, F, 40, 36)
+    b = ref.rasterise_silhouette(P, V, F, 40, 36)
     np.testing.assert_array_equal(a, b)
 
 
@@ -579,7 +579,7 @@ def test_silhouette_of_a_tube_across_the_beam(backend: Kernels) -> None:
     r, length = 2.0, 40.0
     c = np.stack([np.linspace(-20.0, 20.0, 100), np.zeros(100), np.zeros(100)], 1)
     V, F = backend.tube_mesh(c, np.full(100, r), caps=True)
-    mask = backend.rasterize_silhouette(v.P, V, F, 512, 512)
+    mask = backend.rasterise_silhouette(v.P, V, F, 512, 512)
     mag = 1000.0 / 750.0
     expected = (2.0 * r * mag / 0.3) * (length * mag / 0.3)
     assert mask.sum() == pytest.approx(expected, rel=0.03)
@@ -598,7 +598,7 @@ def test_empty_inputs_agree(native: Kernels, ref: Kernels) -> None:
         assert k.backproject(v1.P, none2)[1].shape == (0, 3)
         assert k.triangulate(v1.P, v2.P, none2, none2)[0].shape == (0, 3)
         assert k.sample_bilinear([np.ones((4, 4, 3), np.float32)], none2, 8, 8).shape == (0, 3)
-        empty = k.rasterize_silhouette(v1.P, np.zeros((0, 3)), np.zeros((0, 3), np.int64), 7, 5)
+        empty = k.rasterise_silhouette(v1.P, np.zeros((0, 3)), np.zeros((0, 3), np.int64), 7, 5)
         np.testing.assert_array_equal(empty, np.zeros((5, 7), np.uint8))
 
 
@@ -612,7 +612,7 @@ def test_native_calls_are_thread_safe(native: Kernels) -> None:
     def work(k: int) -> tuple[np.ndarray, np.ndarray]:
         V, F = native.tube_mesh(c + k, np.full(100, 1.5))
         uv = native.project(v.P, V)
-        return native.sample_bilinear(maps, uv, 512, 512), native.rasterize_silhouette(
+        return native.sample_bilinear(maps, uv, 512, 512), native.rasterise_silhouette(
             v.P, V, F, 512, 512
         )
 

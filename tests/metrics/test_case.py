@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from angio_deploy.io.mesh_io import read_ply, write_ply
-from angio_deploy.metrics import evaluate_case, load_truth_views, silhouette_overlap, summarize
+from angio_deploy.metrics import evaluate_case, load_truth_views, silhouette_overlap, summarise
 from angio_deploy.synth.engine import generate_case, write_case
 
 SEED = 3  # has a stenosis (74 % nominal) and a side branch
@@ -62,7 +62,7 @@ def test_a_shifted_prediction_is_measured(case_dir: Path, tmp_path: Path):
     assert 0.0 < row["ASSD"] <= row["HD95"] <= row["HD"] <= 0.4 + 1e-9
     assert row["F@0.1"] < 100.0
     assert row["Dice"] < base["Dice"]  # shifted, and the side branch is missing
-    s = summarize([row, base, {"case": "none", "MAE": float("nan")}])
+    s = summarise([row, base, {"case": "none", "MAE": float("nan")}])
     assert s["MAE"]["n"] == 2 and s["MAE"]["mean"] == pytest.approx(0.2)
     assert not math.isnan(s["DS_error"]["mean"])
 
@@ -84,4 +84,4 @@ def test_qca_errors_of_the_truth_measured_as_the_product_would(case_dir: Path, t
     assert abs(row["ref_diameter_error"]) < 0.25
     assert abs(row["QCA_DS_error"]) < 8.0
     assert abs(row["lesion_length_error"]) < 3.0
-    assert summarize([row])["MLD_error"]["n"] == 1
+    assert summarise([row])["MLD_error"]["n"] == 1

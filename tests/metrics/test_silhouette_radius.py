@@ -17,7 +17,7 @@ from angio_deploy.metrics import (
     radius_errors,
     ring_radii,
     silhouette_overlap,
-    summarize,
+    summarise,
 )
 from angio_deploy.synth.truth import mesh_percent_ds
 
@@ -39,13 +39,13 @@ def box(u0: float, v0: float, side: float = 20.0) -> tuple[np.ndarray, np.ndarra
 
 def test_box_silhouette_against_its_own_raster_is_perfect():
     v, f = box(10.5, 10.5)  # pixel centres 11..30: 20 x 20 pixels
-    mask = kernels.rasterize_silhouette(P_ORTHO, v, f, W, H)
+    mask = kernels.rasterise_silhouette(P_ORTHO, v, f, W, H)
     assert int(mask.sum()) == 400
     assert silhouette_overlap(v, f, P_ORTHO, mask) == (1.0, 1.0)
 
 
 def test_shifted_box_overlap_is_hand_computed():
-    mask = kernels.rasterize_silhouette(P_ORTHO, *box(10.5, 10.5), W, H)
+    mask = kernels.rasterise_silhouette(P_ORTHO, *box(10.5, 10.5), W, H)
     v, f = box(15.5, 10.5)  # 5 px to the right: overlap 15 x 20 = 300 of 400 + 400
     dice, jac = silhouette_overlap(v, f, P_ORTHO, mask)
     assert dice == pytest.approx(2 * 300 / 800)
@@ -106,7 +106,7 @@ def test_lesion_window_never_empty():
     assert w.sum() == 1 and w[round(10.1 * 99 / 40)]
 
 
-def test_summarize_skips_nans_per_metric_with_counts():
+def test_summarise_skips_nans_per_metric_with_counts():
     rows = [
         {"case": "a", "MAE": 1.0, "DS_error": float("nan"), "dice": [0.9, 0.8]},
         {"case": "b", "MAE": 2.0, "DS_error": 4.0},
@@ -114,7 +114,7 @@ def test_summarize_skips_nans_per_metric_with_counts():
         {"case": "d", "MAE": 10.0},
         {"case": "e", "MAE": 4.0, "Only_nan": float("nan")},
     ]
-    s = summarize(rows)
+    s = summarise(rows)
     assert set(s) == {"MAE", "DS_error", "Only_nan"}
     assert s["MAE"] == {
         "mean": 4.0,

@@ -60,12 +60,12 @@ def test_same_points_refused() -> None:
         SoiCrop.from_points([5, 5], [5, 5])
 
 
-def test_normalize_crop() -> None:
-    from angio_deploy.pipeline.crop import normalize_crop
+def test_normalise_crop() -> None:
+    from angio_deploy.pipeline.crop import normalise_crop
 
-    x = normalize_crop(np.linspace(0, 1, 100).reshape(10, 10))
+    x = normalise_crop(np.linspace(0, 1, 100).reshape(10, 10))
     assert abs(float(x.mean())) < 1e-6 and abs(float(x.std()) - 1) < 1e-5
-    assert not normalize_crop(np.ones((4, 4))).any()
+    assert not normalise_crop(np.ones((4, 4))).any()
 
 
 def test_crop_projection_composes_view_projection_and_crop_transform() -> None:

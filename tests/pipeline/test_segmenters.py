@@ -9,7 +9,7 @@ import pytest
 
 from angio_deploy.backends import clear_session_cache
 from angio_deploy.models import register_model
-from angio_deploy.pipeline.crop import SoiCrop, normalize_crop
+from angio_deploy.pipeline.crop import SoiCrop, normalise_crop
 from angio_deploy.pipeline.segmenters import OnnxSegmenter
 
 H, W = 160, 256
@@ -54,7 +54,7 @@ def test_flip_tta_averages_the_flipped_pass_and_manifest_settings_apply(tmp_path
     image = np.random.default_rng(0).random((512, 512)).astype(np.float32)
     crop = SoiCrop.from_points([150.0, 260.0], [350.0, 240.0])
     items = [(SimpleNamespace(image=image), crop)]
-    x = normalize_crop(crop.warp(image))
+    x = normalise_crop(crop.warp(image))
 
     seg = OnnxSegmenter(folder=tmp_path)
     assert seg.flip_tta is True and seg.width_level == 0.6

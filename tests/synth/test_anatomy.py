@@ -133,7 +133,7 @@ def test_vessels_follow_the_epicardium(scenes: list[Anatomy]) -> None:
                 else:
                     assert h.max() < 6.0, v.name
             elif course == "ostial" and v.length_mm > 60.0:
-                assert np.all((h[v.arclength > 40.0] > 0.3) & (h[v.arclength > 40.0] < 6.0))
+                assert np.all((h[v.arc_lengths > 40.0] > 0.3) & (h[v.arc_lengths > 40.0] < 6.0))
             elif course == "septal":
                 assert h[-1] < -3.0  # dives into the septum
 
@@ -175,7 +175,7 @@ def test_reference_taper_is_monotone_and_lumen_free_outside_lesions(scenes: list
             assert np.all(np.diff(v.reference_radius) <= 1e-12), v.name
             healthy = np.ones(len(v.points), dtype=bool)
             for les in v.lesions:
-                healthy &= np.abs(v.arclength - les.center_s_mm) > 0.5 * les.length_mm
+                healthy &= np.abs(v.arc_lengths - les.center_s_mm) > 0.5 * les.length_mm
             np.testing.assert_allclose(v.radius[healthy], v.reference_radius[healthy], rtol=1e-9)
 
 
@@ -191,7 +191,7 @@ def test_dodge_statistics(population: list[Anatomy]) -> None:
     for a in left:
         v = _by_name(a, "LAD")
         s = a.meta["dodge_used_mm"]["lad_dist_s_mm"]
-        lad_dist.append(2 * float(np.interp(s, v.arclength, v.reference_radius)))
+        lad_dist.append(2 * float(np.interp(s, v.arc_lengths, v.reference_radius)))
     for values, (mean, sd), tol in [
         (lm, (4.5, 0.5), 0.15),
         (lad, (3.7, 0.4), 0.12),
@@ -227,7 +227,7 @@ def test_bifurcation_laws_angles_and_diameters(scenes: list[Anatomy]) -> None:
                 # The main vessel steps down smoothly over ~2 mm around the branch point.
                 # d_p is the diameter at s - 1 mm, where the step starts; sampled 0.5 mm
                 # outside the step, the values differ from d_p, d_1 by the taper only.
-                s = parent.arclength
+                s = parent.arc_lengths
                 before = 2 * np.interp(bf.s_mm - 1.5, s, parent.reference_radius)
                 after = 2 * np.interp(bf.s_mm + 1.5, s, parent.reference_radius)
                 taper = a.meta["vessels"][bf.parent]["taper_per_mm"]

@@ -14,7 +14,7 @@ from angio_deploy.cli import main
 from angio_deploy.io.case import load_case
 from angio_deploy.io.centreline_csv import read_centreline_csv
 from angio_deploy.io.mesh_io import read_ply
-from angio_deploy.synth.engine import generate_case, synthesize, write_case
+from angio_deploy.synth.engine import generate_case, synthesise, write_case
 from angio_deploy.synth.truth import mesh_percent_ds
 
 SEEDS = (11, 12, 13)
@@ -23,7 +23,7 @@ SEEDS = (11, 12, 13)
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory) -> list[Path]:
     out = tmp_path_factory.mktemp("synth")
-    return synthesize(out / "cases", len(SEEDS), SEEDS[0])
+    return synthesise(out / "cases", len(SEEDS), SEEDS[0])
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -69,7 +69,7 @@ def test_truth_mesh_silhouette_matches_mask(cases) -> None:
         for name, vm in zip("ab", meta["views"], strict=True):
             P = np.array(vm["true"]["projection_matrix"])
             mask = np.asarray(Image.open(case_dir / "truth" / f"mask_{name}.png"))
-            sil = kernels.rasterize_silhouette(P, v, f, mask.shape[1], mask.shape[0])
+            sil = kernels.rasterise_silhouette(P, v, f, mask.shape[1], mask.shape[0])
             assert _dice(sil, mask) >= 0.98, (case_dir.name, name)
 
 

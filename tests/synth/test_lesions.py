@@ -12,7 +12,7 @@ from angio_deploy.synth.lesions import (
     LesionParams,
     apply_lesions,
     draw_lesions,
-    finalize_lesions,
+    finalise_lesions,
     measured_percent_ds,
     profile,
 )
@@ -54,7 +54,7 @@ def test_unknown_profile_rejected() -> None:
 
 def test_concentric_lesion_measured_equals_design_exactly() -> None:
     v, semi = _tube(ratio=1.2)
-    s = v.arclength
+    s = v.arc_lengths
     v.lesions = [Lesion(float(s[80]), 10.0, 55.0)]
     apply_lesions(v, semi)
     assert measured_percent_ds(v, v.lesions[0]) == pytest.approx(55.0, abs=1e-9)
@@ -77,18 +77,18 @@ def test_measured_equals_design_with_taper(
     ds: float, length: float, decay: float, ecc: float, angle: float, shape: str, centre_index: int
 ) -> None:
     v, semi = _tube(decay=decay)
-    les = Lesion(float(v.arclength[centre_index]), length, ds, ecc, angle, shape)
+    les = Lesion(float(v.arc_lengths[centre_index]), length, ds, ecc, angle, shape)
     v.lesions = [les]
     apply_lesions(v, semi)
     assert measured_percent_ds(v, les) == pytest.approx(ds, abs=0.5)
     # Outside the lesion the lumen is the reference lumen.
-    outside = np.abs(v.arclength - les.center_s_mm) > 0.5 * length
+    outside = np.abs(v.arc_lengths - les.center_s_mm) > 0.5 * length
     np.testing.assert_allclose(v.radius[outside], v.reference_radius[outside], rtol=1e-12)
 
 
 def test_eccentric_offset_is_perpendicular_and_keeps_far_wall() -> None:
     v, semi = _tube()
-    s = v.arclength
+    s = v.arc_lengths
     i = 90
     les = Lesion(float(s[i]), 14.0, 70.0, eccentricity=1.0, angle_rad=0.7)
     v.lesions = [les]
@@ -123,7 +123,7 @@ def test_draw_lesions_fit_inside_range_without_overlap() -> None:
             assert le.profile in ("cosine", "gaussian")
             assert 0.0 <= le.eccentricity <= 1.0
             # Centres sit on samples, so the narrowest sample is the designed one.
-            assert np.min(np.abs(v.arclength - le.center_s_mm)) < 1e-9
+            assert np.min(np.abs(v.arc_lengths - le.center_s_mm)) < 1e-9
         # Strictly inside, not touching the ends (2 mm gap minus the < 0.25 mm snap).
         assert ext[0][0] >= lo + 1.7
         assert ext[-1][1] <= hi - 1.7
@@ -137,12 +137,12 @@ def test_draw_lesions_gives_none_when_no_room() -> None:
     assert draw_lesions(np.random.default_rng(0), v, (10.0, 60.0), 0) == []
 
 
-def test_finalize_declares_what_geometry_shows() -> None:
+def test_finalise_declares_what_geometry_shows() -> None:
     v, semi = _tube(decay=0.008)
     rng = np.random.default_rng(5)
     v.lesions = draw_lesions(rng, v, (5.0, 75.0), 2)
     apply_lesions(v, semi)
-    finalize_lesions(v)
+    finalise_lesions(v)
     for les in v.lesions:
         assert les.percent_ds == measured_percent_ds(v, les)
         assert 30.0 <= les.percent_ds <= 90.0

@@ -227,7 +227,7 @@ def _write_png(path: Path, arr: np.ndarray) -> None:
 def tiny_sets(tmp_path_factory):
     """A tiny shared/data tree (2 arcade, 1 clinical, 2 real_seg frames) and one
     synthetic case written by the engine."""
-    from angio_deploy.synth.engine import synthesize
+    from angio_deploy.synth.engine import synthesise
 
     root = tmp_path_factory.mktemp("appearance")
     shared = root / "data"
@@ -243,7 +243,7 @@ def tiny_sets(tmp_path_factory):
     path.parent.mkdir(parents=True)
     Image.fromarray(np.rint(img * 255).astype(np.uint8)).save(path)
     synth = root / "synth"
-    synthesize(synth, 1, 7, size=512)
+    synthesise(synth, 1, 7, size=512)
     return shared, synth
 
 

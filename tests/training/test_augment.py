@@ -61,7 +61,7 @@ def test_intensity_augment_keeps_dark_vessel_dark():
 
 
 def test_make_sample_without_augmentation_is_the_runtime_crop():
-    from angio_deploy.pipeline.crop import normalize_crop
+    from angio_deploy.pipeline.crop import normalise_crop
 
     rng = np.random.default_rng(3)
     stored = (rng.random((300, 400)) * 255).astype(np.uint16)
@@ -71,7 +71,7 @@ def test_make_sample_without_augmentation_is_the_runtime_crop():
     cp = CropParams(width=128, height=64)
     x, y = make_sample(stored, 8, mask, s, e, cp)
     crop = cp.make(s, e)
-    np.testing.assert_allclose(x, normalize_crop(crop.warp(stored / 255.0)), atol=1e-5)
+    np.testing.assert_allclose(x, normalise_crop(crop.warp(stored / 255.0)), atol=1e-5)
     assert y.dtype == np.uint8 and set(np.unique(y)) <= {0, 1}
     rows = np.flatnonzero(y.any(axis=1))
     assert abs(rows.mean() - (64 - 1) / 2) < 2

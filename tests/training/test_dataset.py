@@ -14,7 +14,7 @@ def test_sample_shapes_and_dtypes(seg_data):
     assert x.shape == (1, 160, 256) and x.dtype == torch.float32
     assert y.shape == (1, 160, 256) and y.dtype == torch.float32
     assert set(torch.unique(y).tolist()) <= {0.0, 1.0}
-    assert abs(float(x.mean())) < 1e-4 and abs(float(x.std()) - 1) < 1e-3  # normalize_crop
+    assert abs(float(x.mean())) < 1e-4 and abs(float(x.std()) - 1) < 1e-3  # normalise_crop
     small = SegDataset(seg_data / "train", crop=CropParams(width=128, height=64))
     assert small[0][0].shape == (1, 64, 128)
 

@@ -14,7 +14,7 @@ Augmentation per training sample (validation uses none, with the case's own clic
   standard deviation, and sometimes a slight blur (no inversion: MONOCHROME2 is fixed by the
   reader, vessels are always dark);
 * vertical flip (start stays left, end right);
-* then :func:`angio_deploy.pipeline.crop.normalize_crop`, as at runtime.
+* then :func:`angio_deploy.pipeline.crop.normalise_crop`, as at runtime.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from angio_deploy.pipeline.crop import (
     PREFILTER_BELOW_SCALE,
     PREFILTER_SIGMA,
     SoiCrop,
-    normalize_crop,
+    normalise_crop,
 )
 
 _GAUSS_TRUNCATE = 4.0  # scipy's default
@@ -168,4 +168,4 @@ def make_sample(
         x = intensity_augment(x, rng, aug)
         if rng.random() < aug.vflip_prob:
             x, y = x[::-1], y[::-1]
-    return normalize_crop(np.ascontiguousarray(x)), np.ascontiguousarray(y)
+    return normalise_crop(np.ascontiguousarray(x)), np.ascontiguousarray(y)

@@ -39,7 +39,7 @@ from .warm_start import freeze_batchnorm, load_from_onnx
 
 log = logging.getLogger("training.segmenter")
 
-NORMALIZATION = "per-crop zero mean, unit sd (angio_deploy.pipeline.crop.normalize_crop)"
+NORMALISATION = "per-crop zero mean, unit sd (angio_deploy.pipeline.crop.normalise_crop)"
 CONFIG_FORMAT = "angio-deploy-segmenter/1"
 #: Settings a resumed run must share with the run it continues.
 _RESUME_KEYS = (
@@ -287,13 +287,13 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
             "format": CONFIG_FORMAT,
             **architecture(cfg.encoder),
             "crop": cfg.crop.to_dict(),
-            "normalization": NORMALIZATION,
+            "normalization": NORMALISATION,
             "input": {
                 "name": "image",
                 "shape": ["N", 1, cfg.crop.height, cfg.crop.width],
                 "dtype": "float32",
                 "source": "view image in [0, 1] (MONOCHROME2), SoiCrop.warp (linear), "
-                "then normalize_crop",
+                "then normalise_crop",
             },
             "output": {"name": "logits", "probability": "sigmoid(logits)", "threshold": 0.5},
             "encoder_init": encoder_init,

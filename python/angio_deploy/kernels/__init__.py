@@ -293,7 +293,7 @@ class Kernels:
             ms, _f64(uv, "uv", (2,), ndim=2), int(width), int(height), n_threads
         )
 
-    def rasterize_silhouette(self, P, vertices, faces, width: int, height: int) -> np.ndarray:
+    def rasterise_silhouette(self, P, vertices, faces, width: int, height: int) -> np.ndarray:
         """Binary silhouette (height, width) uint8 of a triangle mesh projected with P."""
         V = _f64(vertices, "vertices", (3,), ndim=2)
         F = np.ascontiguousarray(faces, dtype=np.int64)
@@ -303,7 +303,7 @@ class Kernels:
             raise ValueError("faces index vertices out of range")
         if width < 1 or height < 1:
             raise ValueError("width and height must be positive")
-        return self._impl.rasterize_silhouette(_matrix(P), V, F, int(width), int(height))
+        return self._impl.rasterise_silhouette(_matrix(P), V, F, int(width), int(height))
 
     # -- image formation ------------------------------------------------------------
     def tube_path_lengths(
@@ -385,7 +385,7 @@ triangulate = _default.triangulate
 correspond_centrelines = _default.correspond_centrelines
 tube_mesh = _default.tube_mesh
 sample_bilinear = _default.sample_bilinear
-rasterize_silhouette = _default.rasterize_silhouette
+rasterise_silhouette = _default.rasterise_silhouette
 tube_path_lengths = _default.tube_path_lengths
 
 __all__ = [
@@ -401,7 +401,7 @@ __all__ = [
     "get_backend",
     "get_threads",
     "project",
-    "rasterize_silhouette",
+    "rasterise_silhouette",
     "sample_bilinear",
     "set_threads",
     "thread_limit",

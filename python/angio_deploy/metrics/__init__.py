@@ -6,14 +6,14 @@
   mask), :func:`mean_overlap`.
 - :mod:`.radius`: :func:`radius_errors`, :func:`ring_radii`, :func:`percent_ds`,
   :func:`percent_ds_error`, :func:`lesion_window`.
-- :mod:`.case`: :func:`evaluate_case` (one case folder's row), :func:`summarize`.
+- :mod:`.case`: :func:`evaluate_case` (one case folder's row), :func:`summarise`.
 
 Distances are world millimetres (DICOM patient frame, LPS), images full-resolution pixels.
 """
 
 from __future__ import annotations
 
-from .case import ViewTruth, evaluate_case, load_truth_views, summarize
+from .case import ViewTruth, evaluate_case, load_truth_views, summarise
 from .radius import lesion_window, percent_ds, percent_ds_error, radius_errors, ring_radii
 from .silhouette import dice_jaccard, mean_overlap, silhouette_overlap
 from .surface import (
@@ -53,7 +53,7 @@ __all__ = [
     "ring_radii",
     "sample_surface",
     "silhouette_overlap",
-    "summarize",
+    "summarise",
     "surface_distances",
     "vertex_mae",
 ]

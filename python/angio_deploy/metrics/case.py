@@ -33,7 +33,7 @@ from .radius import lesion_window, percent_ds_error, radius_errors, ring_radii
 from .silhouette import mean_overlap
 from .surface import f_paper, surface_distances, vertex_mae, vertex_mae_shape
 
-__all__ = ["ViewTruth", "evaluate_case", "load_truth_views", "summarize"]
+__all__ = ["ViewTruth", "evaluate_case", "load_truth_views", "summarise"]
 
 NAN = float("nan")
 #: Keys of a case row that are not metrics.
@@ -234,7 +234,7 @@ def _side_index(path: Path) -> int:
 def _silhouette(vertices: np.ndarray, P: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """The filled silhouette (H, W) uint8 of a closed ring mesh rendered with ``P``."""
     capped = ring_faces(len(vertices) // N_AROUND, N_AROUND, caps=True)
-    return kernels.rasterize_silhouette(P, vertices, capped, shape[1], shape[0])
+    return kernels.rasterise_silhouette(P, vertices, capped, shape[1], shape[0])
 
 
 #: Rings the predicted MLD may lie outside the truth's lesion window (ring slide).
@@ -295,7 +295,7 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, Real) and not isinstance(x, bool)
 
 
-def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     """Mean, median and 95th percentile of every numeric metric over case rows.
 
     NaN-aware: a case whose value is NaN (undefined, e.g. %DS error without a stenosis)

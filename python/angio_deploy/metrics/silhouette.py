@@ -2,7 +2,7 @@
 
 Pixels are the image's own (full resolution, ``mask.shape == (height, width)``), pixel
 centres at integer ``[u, v]`` = ``[column, row]``. The mesh (world mm, LPS) is rendered as
-a filled silhouette with :func:`angio_deploy.kernels.rasterize_silhouette` and the view's
+a filled silhouette with :func:`angio_deploy.kernels.rasterise_silhouette` and the view's
 3x4 projection matrix ``P`` (world mm -> pixels).
 """
 
@@ -44,7 +44,7 @@ def silhouette_overlap(vertices, faces, P, mask: np.ndarray) -> tuple[float, flo
     if m.ndim != 2:
         raise ValueError(f"mask must be a 2-D (height, width) image, got shape {m.shape}")
     height, width = m.shape
-    sil = kernels.rasterize_silhouette(P, vertices, faces, width, height)
+    sil = kernels.rasterise_silhouette(P, vertices, faces, width, height)
     return dice_jaccard(sil, m)
 
 

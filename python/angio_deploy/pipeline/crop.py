@@ -148,7 +148,7 @@ class SoiCrop:
         return out
 
 
-def normalize_crop(crop: np.ndarray) -> np.ndarray:
+def normalise_crop(crop: np.ndarray) -> np.ndarray:
     """Network input from a crop: zero mean, unit standard deviation (float32).
 
     Per-crop standardisation makes the segmenter indifferent to each system's display

@@ -14,7 +14,7 @@ from angio_deploy import kernels
 from angio_deploy.geometry import NormalisedFrame
 from angio_deploy.topology import N_AROUND
 
-from .crop import normalize_crop
+from .crop import normalise_crop
 from .result import ViewResult
 
 #: Encoder input channels, in order (recorded in the model manifest as input.channels).
@@ -26,7 +26,7 @@ def encoder_input(vr: ViewResult, channels: tuple[str, ...] = CHANNELS) -> np.nd
     planes = []
     for ch in channels:
         if ch == "image":
-            planes.append(normalize_crop(vr.crop.warp(vr.view.image)))
+            planes.append(normalise_crop(vr.crop.warp(vr.view.image)))
         elif ch == "probability":
             planes.append(np.asarray(vr.prob, dtype=np.float32))
         else:

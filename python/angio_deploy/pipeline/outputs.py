@@ -186,7 +186,7 @@ def _write(
             sil = np.zeros((g.height, g.width), dtype=np.uint8)
             for seg in segments:
                 sil |= (
-                    kernels.rasterize_silhouette(g.P, seg.vertices, capped, g.width, g.height) > 0
+                    kernels.rasterise_silhouette(g.P, seg.vertices, capped, g.width, g.height) > 0
                 )
             lines = [g.project(seg.centreline_mm) for seg in segments]
             ov = overlay(vr.view.image, sil, lines)

@@ -63,7 +63,7 @@ def reprojection_dice(result: MIResult) -> list[float]:
     out = []
     for vr, g in zip(result.views, result.geometries, strict=True):
         seg = vr.crop.unwarp(vr.prob, (g.height, g.width)) >= 0.5
-        sil = kernels.rasterize_silhouette(g.P, result.vertices, capped, g.width, g.height) > 0
+        sil = kernels.rasterise_silhouette(g.P, result.vertices, capped, g.width, g.height) > 0
         denom = seg.sum() + sil.sum()
         out.append(float(2.0 * (seg & sil).sum() / denom) if denom else 0.0)
     return out

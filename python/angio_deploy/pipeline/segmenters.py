@@ -2,7 +2,7 @@
 
 Each takes views with their SOI crops and returns vessel probabilities in crop space
 (height, width). The network sees normalised crops
-(:func:`angio_deploy.pipeline.crop.normalize_crop`), both views in one batch; the
+(:func:`angio_deploy.pipeline.crop.normalise_crop`), both views in one batch; the
 classical baseline sees the raw crop; the oracle returns the truth mask's crop.
 ``report()`` says what ran, for report.json.
 """
@@ -22,7 +22,7 @@ from .crop import (
     DEFAULT_MAX_SCALE,
     DEFAULT_WIDTH,
     SoiCrop,
-    normalize_crop,
+    normalise_crop,
 )
 
 Item = tuple[CaseView, SoiCrop]
@@ -81,7 +81,7 @@ class OnnxSegmenter:
         self.session = open_model(model, folder=folder, **session_overrides)
 
     def segment(self, items: Sequence[Item]) -> list[np.ndarray]:
-        x = np.stack([normalize_crop(c.warp(v.image)) for v, c in items])
+        x = np.stack([normalise_crop(c.warp(v.image)) for v, c in items])
         if self.flip_tta:
             x = np.concatenate([x, x[:, ::-1]])
         logits = self.session(np.ascontiguousarray(x[:, None], dtype=np.float32))[:, 0]

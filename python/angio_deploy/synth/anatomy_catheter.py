@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .anatomy_curves import arclength, resample_polyline, spline_resample
+from angio_deploy.curves import arc_lengths
+
+from .anatomy_curves import resample_polyline, spline_resample
 from .anatomy_heart import unit
 from .anatomy_scene import Scene, VesselRecord
 
@@ -54,7 +56,7 @@ def build_catheter(
     pts.append(ostium)
     coarse = np.asarray(pts)
     dense = spline_resample(coarse, 0.1)
-    s = arclength(dense)
+    s = arc_lengths(dense)
     # Keep at least 15 mm of descending aorta, so the catheter visibly comes from below.
     from_tip = s[-1] - s[int(np.argmin(np.linalg.norm(dense - arch_end, axis=1)))]
     lo, hi = scene.p.catheter_length_mm

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-# The one home of arc length; the synthetic anatomy's modules know it as ``arclength``.
-from angio_deploy.curves import arc_lengths as arclength
-from angio_deploy.curves import rotation_minimising_normals
+from angio_deploy.curves import arc_lengths, rotation_minimising_normals
 
 from .anatomy_heart import Heart, unit
 
@@ -43,7 +41,7 @@ def resample_polyline(points: np.ndarray, spacing_mm: float) -> np.ndarray:
 
     The first and last points are kept exactly.
     """
-    s = arclength(points)
+    s = arc_lengths(points)
     n = max(2, math.ceil(s[-1] / spacing_mm) + 1)
     si = np.linspace(0.0, s[-1], n)
     return np.stack([np.interp(si, s, points[:, k]) for k in range(3)], axis=1)
@@ -55,7 +53,7 @@ def spline_resample(coarse: np.ndarray, spacing_mm: float, dense_mm: float = 0.1
     The curve passes exactly through every coarse point, in particular the first (a branch
     origin on its parent) and the last (a catheter tip at an ostium).
     """
-    u = arclength(coarse)
+    u = arc_lengths(coarse)
     keep = np.concatenate([[True], np.diff(u) > 1e-9])
     coarse, u = coarse[keep], u[keep]
     if len(coarse) < 3:
@@ -73,14 +71,14 @@ def tangents(points: np.ndarray) -> np.ndarray:
 
 def point_at(points: np.ndarray, s_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """Point ON the polyline at arc length ``s_mm`` and the unit direction of that segment."""
-    s = arclength(points)
+    s = arc_lengths(points)
     i = int(np.clip(np.searchsorted(s, s_mm, side="right") - 1, 0, len(points) - 2))
     f = (s_mm - s[i]) / (s[i + 1] - s[i])
     seg = points[i + 1] - points[i]
     return points[i] + f * seg, seg / np.linalg.norm(seg)
 
 
-def rotation_minimizing_normals(
+def strided_rotation_minimising_normals(
     points: np.ndarray, start_normal: np.ndarray, stride: int = 4
 ) -> np.ndarray:
     """Unit normals (M, 3) perpendicular to the tangent, transported without twist.

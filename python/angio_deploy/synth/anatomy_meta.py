@@ -93,7 +93,7 @@ def anatomy_meta(
                 in_soi=i in soi_ids,
                 measured_percent_ds=measured_percent_ds(v, les),
                 reference_diameter_mm=2.0
-                * float(np.interp(les.center_s_mm, v.arclength, v.reference_radius)),
+                * float(np.interp(les.center_s_mm, v.arc_lengths, v.reference_radius)),
             )
             lesions.append(d)
     bifs = [

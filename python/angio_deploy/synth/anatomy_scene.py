@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from angio_deploy.curves import arc_lengths
+
 from .anatomy_aorta import AorticRoot
 from .anatomy_curves import (
     Pursuit,
     WalkSpec,
-    arclength,
     point_at,
     smooth_noise,
     spline_resample,
@@ -50,7 +51,7 @@ class VesselRecord:
     @property
     def length(self) -> float:
         """Centreline length (mm)."""
-        return float(arclength(self.points)[-1])
+        return float(arc_lengths(self.points)[-1])
 
     def diameter_at(self, s: np.ndarray | float) -> np.ndarray:
         """Reference diameter (mm) at arc length s (mm) from the vessel's start."""
@@ -59,7 +60,7 @@ class VesselRecord:
 
 def chord(points: np.ndarray, s_mm: float) -> np.ndarray:
     """Chord vector (mm) from the first point to the point at arc length s_mm."""
-    p1, _ = point_at(points, min(s_mm, float(arclength(points)[-1])))
+    p1, _ = point_at(points, min(s_mm, float(arc_lengths(points)[-1])))
     return p1 - points[0]
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .anatomy_curves import arclength, rotation_minimizing_normals, smooth_noise, tangents
+from angio_deploy.curves import arc_lengths
+
+from .anatomy_curves import smooth_noise, strided_rotation_minimising_normals, tangents
 from .anatomy_heart import Heart
 from .anatomy_scene import VesselRecord
 from .model import Vessel
@@ -21,7 +23,7 @@ def cross_sections(
     """(reference radius (M,) mm, lesion-free semi-axes (M, 2) mm, major_dir (M, 3) unit,
     max ratio): ellipse ratio in [1, r_max] and major-axis angle varying smoothly along
     the vessel."""
-    s = arclength(rec.points)
+    s = arc_lengths(rec.points)
     radius = 0.5 * rec.diameter_at(s)
     if rec.course == "catheter":
         r_max = 1.0
@@ -33,7 +35,7 @@ def cross_sections(
             start = heart.e_long
     ratio = 1.0 + (r_max - 1.0) * (0.5 + 0.5 * smooth_noise(rng, s, 1.0, (25.0, 70.0), 2))
     psi = rng.uniform(0, np.pi) + smooth_noise(rng, s, 0.5 * np.pi, (30.0, 90.0), 2)
-    ref = rotation_minimizing_normals(rec.points, start)
+    ref = strided_rotation_minimising_normals(rec.points, start)
     tan = tangents(rec.points)
     major = np.cos(psi)[:, None] * ref + np.sin(psi)[:, None] * np.cross(tan, ref)
     semi = np.stack([radius * np.sqrt(ratio), radius / np.sqrt(ratio)], axis=1)

@@ -13,9 +13,11 @@ import math
 
 import numpy as np
 
+from angio_deploy.curves import arc_lengths
+
 from .anatomy_aorta import place_aortic_root
 from .anatomy_branches import grow_sides, plan_sides, set_taper
-from .anatomy_curves import Pursuit, arclength, hermite, resample_polyline
+from .anatomy_curves import Pursuit, hermite, resample_polyline
 from .anatomy_diameters import Law, murray_exponent, reconcile
 from .anatomy_heart import rotation_about, unit
 from .anatomy_params import AnatomyParams
@@ -176,7 +178,7 @@ def build_right(scene: Scene, dodge: dict[str, float]) -> dict[str, float]:
     length = scene.length(rca)
     _, phi_pts = heart.coords(pts)
     phi_un = np.unwrap(phi_pts)
-    s_axis = arclength(pts)
+    s_axis = arc_lengths(pts)
     crux = float(np.interp(scene.phi_pda, phi_un[::-1], s_axis[::-1]))
     crux = float(np.clip(crux, 0.6 * length, length - 12.0)) / length
     sides = plan_sides(

@@ -2,7 +2,7 @@
 
 Each case is a pure function of (GENERATOR_VERSION, seed): all randomness comes from a
 numpy Generator seeded with both, so the same seed gives byte-identical files for a given
-engine version. ``synthesize(out_dir, count, seed)`` writes cases with seeds
+engine version. ``synthesise(out_dir, count, seed)`` writes cases with seeds
 seed, seed + 1, ..., seed + count - 1 as folders ``case_<seed>``.
 """
 
@@ -116,7 +116,7 @@ def _overlap(anatomy: Anatomy, g: ViewGeometry) -> dict[str, float]:
             continue
         if v.parent == anatomy.soi.vessel and v.parent_s_mm is not None:
             # Branches are joined to the SOI at their origin; only count their course.
-            keep = v.arclength > 3.0 * float(v.radius[0]) + 2.0
+            keep = v.arc_lengths > 3.0 * float(v.radius[0]) + 2.0
         else:
             keep = np.ones(len(v.points), dtype=bool)
         if not keep.any():
@@ -360,7 +360,7 @@ def check_output_dir(out_dir: str | Path, *, overwrite: bool) -> Path:
     return out
 
 
-def synthesize(
+def synthesise(
     out_dir: str | Path,
     count: int,
     seed: int,

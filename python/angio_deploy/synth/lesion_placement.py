@@ -13,7 +13,7 @@ import numpy as np
 
 from .anatomy_params import AnatomyParams
 from .anatomy_scene import VesselRecord
-from .lesions import apply_lesions, draw_lesions, finalize_lesions, measured_percent_ds
+from .lesions import apply_lesions, draw_lesions, finalise_lesions, measured_percent_ds
 from .model import SegmentOfInterest, Vessel
 
 
@@ -63,4 +63,4 @@ def shape_lesions(v: Vessel, semi: np.ndarray, ds_range: tuple[float, float]) ->
             break
         v.lesions = fixed
         apply_lesions(v, semi)
-    finalize_lesions(v)
+    finalise_lesions(v)

@@ -38,7 +38,7 @@ def profile(s: np.ndarray, lesion: Lesion) -> np.ndarray:
 
 def lesion_mask(vessel: Vessel, lesion: Lesion) -> np.ndarray:
     """Boolean mask (M,) of the centreline samples inside the lesion's extent."""
-    s = vessel.arclength
+    s = vessel.arc_lengths
     return np.abs(s - lesion.center_s_mm) <= 0.5 * lesion.length_mm
 
 
@@ -55,7 +55,7 @@ def measured_percent_ds(vessel: Vessel, lesion: Lesion) -> float:
 def apply_lesions(vessel: Vessel, base_semi_axes: np.ndarray) -> None:
     """Set ``vessel.semi_axes`` and ``vessel.offset`` from its lesion-free ellipse
     ``base_semi_axes`` (M, 2) mm and its (non-overlapping) ``lesions``."""
-    s = vessel.arclength
+    s = vessel.arc_lengths
     keep = np.ones(len(s))
     offset = np.zeros_like(vessel.points)
     tan = tangents(vessel.points)
@@ -107,7 +107,7 @@ def draw_lesions(
 
     Each centre is snapped to a centreline sample, so the narrowest sampled lumen is the
     designed one. The returned ``percent_ds`` are the design values; call
-    ``finalize_lesions`` after ``apply_lesions`` to make them equal to the measured ones.
+    ``finalise_lesions`` after ``apply_lesions`` to make them equal to the measured ones.
     """
     p = params or LesionParams()
     s0, s1 = s_range[0] + p.gap_mm, s_range[1] - p.gap_mm
@@ -117,7 +117,7 @@ def draw_lesions(
     slack = max(0.0, (s1 - s0) - sum(lengths) - p.gap_mm * (count - 1))
     # Distribute the free room randomly before, between and after the lesions.
     cuts = np.sort(rng.uniform(0.0, slack, size=count))
-    s_axis = vessel.arclength
+    s_axis = vessel.arc_lengths
     lesions: list[Lesion] = []
     start = s0
     prev_cut = 0.0
@@ -146,7 +146,7 @@ def _draw_one(rng: np.random.Generator, centre: float, length: float, p: LesionP
     )
 
 
-def finalize_lesions(vessel: Vessel) -> None:
+def finalise_lesions(vessel: Vessel) -> None:
     """Replace each lesion's design %DS with the value its geometry shows (they differ by a
     fraction of a point where the taper or a branch step moves the narrowest sample)."""
     vessel.lesions = [

@@ -71,13 +71,13 @@ class Vessel:
     lesions: list[Lesion] = field(default_factory=list)
 
     @property
-    def arclength(self) -> np.ndarray:
+    def arc_lengths(self) -> np.ndarray:
         """Cumulative arc length (M,) mm from the proximal end."""
         return arc_lengths(self.points)
 
     @property
     def length_mm(self) -> float:
-        return float(self.arclength[-1])
+        return float(self.arc_lengths[-1])
 
     @property
     def radius(self) -> np.ndarray:

@@ -59,7 +59,7 @@ def _interp_rows(s_new: np.ndarray, s: np.ndarray, values: np.ndarray) -> np.nda
 def segment_slice(vessel: Vessel, s0: float, s1: float) -> dict[str, np.ndarray]:
     """Dense lumen description between arc lengths s0 and s1 (mm): centres (lumen),
     semi_axes, major_dir; the end points are interpolated exactly at s0 and s1."""
-    s = vessel.arclength
+    s = vessel.arc_lengths
     inner = (s > s0) & (s < s1)
     s_new = np.concatenate([[s0], s[inner], [s1]])
     centres = _interp_rows(s_new, s, vessel.lumen_centres)
@@ -71,7 +71,7 @@ def segment_slice(vessel: Vessel, s0: float, s1: float) -> dict[str, np.ndarray]
 
 def segment_rings(vessel: Vessel, soi: SegmentOfInterest, n_rings: int = N_RINGS) -> Rings:
     """Rings evenly spaced in arc length from soi.s_start_mm to soi.s_end_mm."""
-    s = vessel.arclength
+    s = vessel.arc_lengths
     s_new = np.linspace(soi.s_start_mm, soi.s_end_mm, n_rings)
     centres = _interp_rows(s_new, s, vessel.lumen_centres)
     axes = _interp_rows(s_new, s, vessel.semi_axes)

@@ -63,7 +63,7 @@ def test_twelve_thousand_triangles_at_512_with_bounded_memory() -> None:
     # sigma = 0.5: why training compares with the truth mesh rendered the same way.)
     sil = soft_silhouette(uv.detach(), torch.tensor(f), 512, 512, sigma=0.01)
     hard = (
-        kernels.rasterize_silhouette(
+        kernels.rasterise_silhouette(
             np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1.0]]), v, f, 512, 512
         )
         > 0
@@ -95,7 +95,7 @@ def test_one_side_of_a_closed_tube_covers_its_silhouette() -> None:
     full = soft_silhouette(uv, faces, 128, 240).numpy() > 0.5
     front = soft_silhouette(uv, half, 128, 240).numpy() > 0.5
     hard = (
-        kernels.rasterize_silhouette(
+        kernels.rasterise_silhouette(
             np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1.0]]), v, f, 240, 128
         )
         > 0

@@ -9,7 +9,7 @@ float64. Keep the order of floating-point operations identical when changing eit
 from .correspondence import correspond_centrelines
 from .pathlength import tube_path_lengths
 from .projection import backproject, project
-from .raster import rasterize_silhouette
+from .raster import rasterise_silhouette
 from .sampling import sample_bilinear
 from .triangulation import triangulate
 from .tube import tube_mesh
@@ -18,7 +18,7 @@ __all__ = [
     "backproject",
     "correspond_centrelines",
     "project",
-    "rasterize_silhouette",
+    "rasterise_silhouette",
     "sample_bilinear",
     "triangulate",
     "tube_mesh",

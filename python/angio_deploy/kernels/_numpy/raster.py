@@ -15,7 +15,7 @@ import numpy as np
 from .projection import project_one
 
 
-def rasterize_silhouette(
+def rasterise_silhouette(
     P: np.ndarray, vertices: np.ndarray, faces: np.ndarray, width: int, height: int
 ) -> np.ndarray:
     """Fill the projected mesh: vertices (N, 3) mm, faces (F, 3) -> mask (height, width) uint8."""
