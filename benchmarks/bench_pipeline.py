@@ -27,7 +27,13 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=20)
     ap.add_argument("--first-seed", type=int, default=2_000_000)
     ap.add_argument("--segmenter", choices=("network", "frangi"), default="network")
-    ap.add_argument("--no-refine", action="store_true", help="mesh initialisation only (no SR)")
+    ap.add_argument(
+        "--no-surface-refinement",
+        "--no-refine",  # the old name, as the CLI keeps it for one release
+        dest="no_surface_refinement",
+        action="store_true",
+        help="mesh initialisation only (no surface refinement)",
+    )
     args = ap.parse_args()
 
     from angio_deploy import kernels
@@ -40,7 +46,7 @@ def main() -> None:
             write_case(generate_case(s), Path(tmp) / f"case_{s}")
             for s in range(args.first_seed, args.first_seed + args.count)
         ]
-        rec = Reconstructor(args.segmenter, surface=False if args.no_refine else None)
+        rec = Reconstructor(args.segmenter, surface=False if args.no_surface_refinement else None)
         for c in cases:  # warm-up on the first case that reconstructs
             try:
                 rec.reconstruct(c)
@@ -68,7 +74,7 @@ def main() -> None:
                 str(cases[0]),
                 "--segmenter",
                 args.segmenter,
-                *(["--no-refine"] if args.no_refine else []),
+                *(["--no-surface-refinement"] if args.no_surface_refinement else []),
             ],
             capture_output=True,
             text=True,

@@ -24,7 +24,7 @@ mkdir -p "$RES" "$OUT"
 
 ev() {  # label, extra args...
   local label=$1; shift
-  angio-deploy evaluate "$CASES" --no-refine --quiet --json "$RES/mi_$label.json" \
+  angio-deploy evaluate "$CASES" --no-surface-refinement --quiet --json "$RES/mi_$label.json" \
     --out-root "$OUT/$label" "$@" > "$OUT/$label.log" 2>&1
 }
 

@@ -37,7 +37,7 @@ ev sr_profile ${ML[@]+"${ML[@]}"} &
 p1=$!
 (
   ev sr_profile_true_geometry --true-geometry --limit "$TL"
-  angio-deploy evaluate "$CASES" --no-refine --quiet --limit "$LL" \
+  angio-deploy evaluate "$CASES" --no-surface-refinement --quiet --limit "$LL" \
     --json "$OUT/mi_lesions.json" --out-root "$OUT/mi" > "$OUT/mi.log" 2>&1
 ) &
 p2=$!

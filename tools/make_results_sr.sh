@@ -49,7 +49,7 @@ ev sr_no_silhouette "$OUT/models_no_silhouette" ${ML[@]+"${ML[@]}"} &
 p2=$!
 wait "$p1"
 wait "$p2"
-angio-deploy evaluate "$CASES" --no-refine --quiet --limit "$LL" \
+angio-deploy evaluate "$CASES" --no-surface-refinement --quiet --limit "$LL" \
   --json "$OUT/mi_lesions.json" --out-root "$OUT/mi" > "$OUT/mi.log" 2>&1 &
 p1=$!
 ev sr_full_true_geometry "$OUT/models_full" --true-geometry --limit "$TL" &

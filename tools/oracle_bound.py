@@ -3,7 +3,7 @@
     python tools/oracle_bound.py data_cache/test500 --limit 100 --json docs/results/oracle_mi.json
         [--true-geometry] [--no-refine-geometry]
 
-Every case is reconstructed exactly as ``angio-deploy evaluate --no-refine`` does (DICOM
+Every case is reconstructed exactly as ``angio-deploy evaluate --no-surface-refinement`` does (DICOM
 headers, view-B geometry refinement, mesh initialisation), except that each view is
 segmented by its truth mask (``OracleSegmenter``), and scored with
 :func:`angio_deploy.metrics.evaluate_case`. The JSON has the shape of ``angio-deploy
@@ -34,7 +34,9 @@ from angio_deploy.metrics import evaluate_case, summarise
 from angio_deploy.pipeline.segmenters import OracleSegmenter
 
 
-def oracle_row(case_dir: Path, out_dir: Path, *, true_geometry: bool, refine: bool) -> dict:
+def oracle_row(
+    case_dir: Path, out_dir: Path, *, true_geometry: bool, refine_geometry: bool
+) -> dict:
     row: dict = {"case": case_dir.name}
     try:
         case = load_case(case_dir)
@@ -45,7 +47,7 @@ def oracle_row(case_dir: Path, out_dir: Path, *, true_geometry: bool, refine: bo
             for v in case.views
         }
         rec = Reconstructor(OracleSegmenter(masks), surface=False)
-        result = rec.reconstruct(case, refine_geometry=refine, refine_surface=False)
+        result = rec.reconstruct(case, refine_geometry=refine_geometry, refine_surface=False)
         result.write(out_dir)
         row.update(evaluate_case(out_dir, case_dir / "truth"))
         row["case"] = case_dir.name
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                     d,
                     Path(tmp) / f"{k:05d}_{d.name}",
                     true_geometry=args.true_geometry,
-                    refine=not args.no_refine_geometry,
+                    refine_geometry=not args.no_refine_geometry,
                 )
             )
             r = rows[-1]

@@ -26,7 +26,7 @@ def segment(centres: np.ndarray, radius, name: str = "main") -> MIResult:
     r = np.broadcast_to(np.asarray(radius, dtype=float), (len(centres),)).copy()
     v, f = kernels.tube_mesh(centres, r, n_around=N_AROUND)
     return MIResult(
-        centres, r, v, f, views=(None, None), geometries=(), refinement=None, branch=name
+        centres, r, v, f, views=(None, None), geometries=(), geometry_refinement=None, branch=name
     )  # type: ignore[arg-type]
 
 

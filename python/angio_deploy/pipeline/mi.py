@@ -2,8 +2,8 @@
 for the main segment and each side branch through the same route.
 
 Stages, each timed: crop each view around each segment; segment (every crop in one
-batch); 2D centreline and lumen widths per view, mapped back to image pixels; refinement
-of view B's geometry against view A (optional), once per case from every segment's
+batch); 2D centreline and lumen widths per view, mapped back to image pixels; geometry
+refinement of view B against view A (optional), once per case from every segment's
 correspondences; per segment, epipolar correspondence and triangulation of the two
 centrelines into 100 points evenly spaced in arc length (native core), per-ring radius
 from the two views' widths scaled to mm at the 3D point, tube mesh (native core).
@@ -33,11 +33,11 @@ from angio_deploy.topology import N_AROUND, N_RINGS
 
 from .centreline2d import Centreline2D, extract_centreline
 from .crop import SoiCrop
-from .refine import (
+from .geometry_refinement import (
     CURVE_SIGMA_PX,
     PRIOR_ANGLE_DEG,
     PRIOR_SHIFT_MM,
-    RefinementResult,
+    GeometryRefinementResult,
     refine_view_b,
 )
 from .result import MAIN, MIResult, Progress, ViewResult, branch_name
@@ -269,7 +269,7 @@ def branch_error(name: str, message: str, *, source: str | None = None) -> Input
 def refine_geometry(
     traced: Sequence[tuple[ViewResult, ViewResult]],
     names: Sequence[str] | None = None,
-) -> RefinementResult:
+) -> GeometryRefinementResult:
     """Geometry refinement of view B against view A once for the case, from every
     segment's start/end clicks and 2D centreline (GEOMETRY.md "Refinement")."""
     va, vb = traced[0]
@@ -297,7 +297,7 @@ def build_segment(
     va: ViewResult,
     vb: ViewResult,
     gb: ViewGeometry,
-    refinement: RefinementResult | None,
+    geometry_refinement: GeometryRefinementResult | None,
     timings: dict[str, float],
     progress: Progress | None = None,
 ) -> MIResult:
@@ -309,7 +309,7 @@ def build_segment(
     label = "" if name == MAIN else f"{name}: "
     centres = triangulate(ga, gb, va, vb)
     t = _timed(timings, "triangulate", progress, t)
-    cov = None if refinement is None else refinement.covariance
+    cov = None if geometry_refinement is None else geometry_refinement.covariance
     uncertainty = position_uncertainty(ga, gb, va, vb, centres, cov)
     if float(uncertainty.max()) > WARN_UNCERTAINTY_MM:
         warnings.append(
@@ -337,7 +337,7 @@ def build_segment(
         faces=faces,
         views=(va, vb),
         geometries=(ga, gb),
-        refinement=refinement,
+        geometry_refinement=geometry_refinement,
         timings_s=timings,
         warnings=warnings,
         low_confidence=low,
@@ -385,16 +385,16 @@ def initialise_segments(
     kept = [(s, t) for s, t in zip(segments, traced_all, strict=True) if isinstance(t, tuple)]
     gb = case.views[1].geometry
     t = time.perf_counter()
-    refinement = None
+    refined = None
     if geometry_refinement:
-        refinement = refine_geometry([tr for _, tr in kept], [s.name for s, _ in kept])
-        gb = refinement.geometry_b
+        refined = refine_geometry([tr for _, tr in kept], [s.name for s, _ in kept])
+        gb = refined.geometry_b
     _timed(timings, "refine", progress, t)
     out = [
-        build_segment(seg.name, va, vb, gb, refinement, timings, progress) for seg, (va, vb) in kept
+        build_segment(seg.name, va, vb, gb, refined, timings, progress) for seg, (va, vb) in kept
     ]
-    if refinement is not None:
-        out[0].warnings[:0] = refinement.warnings
+    if refined is not None:
+        out[0].warnings[:0] = refined.warnings
     return CaseSegments(out, skipped)
 
 
@@ -438,12 +438,13 @@ def position_uncertainty(
     """Per-ring 95 % bound (mm) of the 3D centreline position.
 
     Two parts, added as variances: the geometry's, from the posterior covariance of view
-    B's correction (:class:`~angio_deploy.pipeline.refine.RefinementResult`; the prior's
-    when refinement was off), propagated by re-triangulating at +/- one sigma along each
-    of its principal axes; and the triangulation's own, the 2D centreline noise
-    (:data:`~angio_deploy.pipeline.refine.CURVE_SIGMA_PX`) at the ring's pixel size, in
-    the image plane and, divided by sin(separation), in depth. The bound is the radius of
-    the 95 % ball of an isotropic Gaussian with the same total variance.
+    B's correction
+    (:class:`~angio_deploy.pipeline.geometry_refinement.GeometryRefinementResult`; the
+    prior's when geometry refinement was off), propagated by re-triangulating at +/- one
+    sigma along each of its principal axes; and the triangulation's own, the 2D centreline
+    noise (:data:`~angio_deploy.pipeline.geometry_refinement.CURVE_SIGMA_PX`) at the ring's
+    pixel size, in the image plane and, divided by sin(separation), in depth. The bound is
+    the radius of the 95 % ball of an isotropic Gaussian with the same total variance.
     """
     if covariance is None:
         covariance = np.diag(
@@ -471,7 +472,9 @@ def summary(result: MIResult) -> dict[str, Any]:
     """JSON-ready facts for the run report."""
     return {
         "timings_s": dict(result.timings_s),
-        "refinement": None if result.refinement is None else result.refinement.to_dict(),
+        "refinement": (
+            None if result.geometry_refinement is None else result.geometry_refinement.to_dict()
+        ),
         "centreline_length_mm": float(
             np.linalg.norm(np.diff(result.centreline_mm, axis=0), axis=1).sum()
         ),

@@ -17,7 +17,7 @@ from angio_deploy.io.case import CaseView
 
 from .centreline2d import Centreline2D
 from .crop import SoiCrop
-from .refine import RefinementResult
+from .geometry_refinement import GeometryRefinementResult
 
 #: ``progress(stage, seconds)``, called after each stage.
 Progress = Callable[[str, float], None]
@@ -64,7 +64,9 @@ class MIResult:
     faces: np.ndarray  # (11880, 3)
     views: tuple[ViewResult, ViewResult]
     geometries: tuple[ViewGeometry, ViewGeometry]
-    refinement: RefinementResult | None
+    #: What geometry refinement of view B did (None when it was off); the report's
+    #: "refinement" entry.
+    geometry_refinement: GeometryRefinementResult | None
     timings_s: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     #: (100,) bool: rings seen in a gap of the segmentation in either view; their radius

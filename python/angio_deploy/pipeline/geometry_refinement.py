@@ -74,7 +74,7 @@ SIGNIFICANCE = 0.99
 
 
 @dataclass(frozen=True)
-class RefinementResult:
+class GeometryRefinementResult:
     """The refined view B and what refinement did, for the run report.
 
     ``covariance``: (6, 6) posterior covariance of the correction [rotation vector (rad),
@@ -186,7 +186,7 @@ def refine_view_b(
     mm_per_px: float = 1.0,
     end_labels: Sequence[str] | None = None,
     curve_labels: Sequence[str] | None = None,
-) -> RefinementResult:
+) -> GeometryRefinementResult:
     """Refine view B against view A from point correspondences ``ends_a``/``ends_b``
     (N, 2) px (every segment's start and end clicks) and ``curves``: for each segment its
     2D centrelines (line A (K, 2) px, line B (L, 2) px).
@@ -266,12 +266,14 @@ def refine_view_b(
     k = int(obs.sum())
     header_cov = np.diag(prior**2)
 
-    def keep(reason: str, warn: str | None, cov: np.ndarray, test: dict) -> RefinementResult:
+    def keep(
+        reason: str, warn: str | None, cov: np.ndarray, test: dict
+    ) -> GeometryRefinementResult:
         if warn:
             log.warning(warn)
         else:
             log.info("geometry refinement: %s", reason)
-        return RefinementResult(
+        return GeometryRefinementResult(
             b,
             False,
             (0.0, 0.0, 0.0),
@@ -345,7 +347,7 @@ def refine_view_b(
         warnings.append(msg)
     R, t = _transform(p_hat)
     rot = tuple(float(math.degrees(v)) for v in p_hat[:3])
-    return RefinementResult(
+    return GeometryRefinementResult(
         geometry_b=b.moved(R, t, note="refined against view A (observable directions)"),
         applied=True,
         rotation_deg=rot,  # type: ignore[arg-type]

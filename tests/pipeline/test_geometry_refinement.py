@@ -7,7 +7,7 @@ from scipy.spatial.transform import Rotation
 
 from angio_deploy import kernels
 from angio_deploy.geometry import ViewGeometry
-from angio_deploy.pipeline.refine import refine_view_b
+from angio_deploy.pipeline.geometry_refinement import refine_view_b
 
 
 def _curve(n: int = 300) -> np.ndarray:
@@ -85,7 +85,7 @@ def test_right_header_with_noisy_clicks_and_curves_is_kept() -> None:
 
 
 def test_posterior_is_tighter_than_the_prior_in_observable_directions() -> None:
-    from angio_deploy.pipeline.refine import PRIOR_ANGLE_DEG, PRIOR_SHIFT_MM
+    from angio_deploy.pipeline.geometry_refinement import PRIOR_ANGLE_DEG, PRIOR_SHIFT_MM
 
     a = ViewGeometry.from_angles(35, 25, 1000, 750, (0.3, 0.3), 512, 512)
     b = ViewGeometry.from_angles(-30, 30, 1000, 750, (0.3, 0.3), 512, 512)
