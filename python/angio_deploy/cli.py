@@ -281,6 +281,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         refine_surface=not args.no_refine,
         force=args.force,
         intra_op_threads=args.threads,
+        skip_failed_branches=args.skip_failed_branches,
     )
     res = run_batch(
         args.cases_dir,
@@ -471,6 +472,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_no_surface_refinement(ba)
     ba.add_argument("--no-geometry-refinement", action="store_true")
     ba.add_argument("--force", action="store_true", help="write obviously wrong results too")
+    ba.add_argument(
+        "--skip-failed-branches",
+        action="store_true",
+        help="leave out (and report) side branches that cannot be reconstructed",
+    )
     ba.add_argument("--segmenter", choices=("network", "frangi"), default="network")
     ba.add_argument("--provider", default="auto")
     ba.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

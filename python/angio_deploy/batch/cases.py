@@ -19,7 +19,7 @@ from angio_deploy.errors import InputNotFoundError
 class BatchOptions:
     """How every case of a cohort is reconstructed (the same for all cases).
 
-    ``segmenter``/``provider``/``refine_*``/``force``: as for
+    ``segmenter``/``provider``/``refine_*``/``force``/``skip_failed_branches``: as for
     :class:`~angio_deploy.api.Reconstructor` and its ``reconstruct``. ``intra_op_threads``:
     threads of one case in each worker (ONNX Runtime's intra-op threads and the native
     core's limit); None lets the engine choose (the cores divided among the worker
@@ -32,6 +32,8 @@ class BatchOptions:
     refine_surface: bool = True
     force: bool = False
     intra_op_threads: int | None = None
+    #: Leave out (and report) a side branch that cannot be reconstructed.
+    skip_failed_branches: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +43,7 @@ class BatchOptions:
             "refine_surface": self.refine_surface,
             "force": self.force,
             "intra_op_threads": self.intra_op_threads,
+            "skip_failed_branches": self.skip_failed_branches,
         }
 
 

@@ -161,6 +161,7 @@ def process_case(
             refine_geometry=o.refine_geometry,
             refine_surface=o.refine_surface,
             force=o.force,
+            skip_failed_branches=o.skip_failed_branches,
         )
         result.write(job.out_dir)
         record.update(report_numbers(result.report))
