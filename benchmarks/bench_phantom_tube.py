@@ -122,10 +122,8 @@ def main() -> None:
                 print(json.dumps(row))
 
     print(
-        print(
-            "\n| diameter mm | pairs | ASSD refined (median) | ASSD header (median) "
-            "| max ASSD increase | corrections applied | radius bias % (median) |"
-        )
+        "\n| diameter mm | pairs | ASSD refined (median) | ASSD header (median) "
+        "| max ASSD increase | corrections applied | radius bias % (median) |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for dmm in args.diameters:
