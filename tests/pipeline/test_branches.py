@@ -7,6 +7,7 @@ import pytest
 
 from angio_deploy import kernels
 from angio_deploy.pipeline.branches import (
+    ATTACH_BLEND_MM,
     attach,
     bifurcation_angle_deg,
     bifurcation_report,
@@ -67,9 +68,16 @@ def test_attach_translates_the_start_onto_the_main_centreline_and_caps_inner_rin
     rings = moved.vertices.reshape(-1, N_AROUND, 3)
     rr = np.linalg.norm(rings - rings.mean(axis=1, keepdims=True), axis=2).mean(axis=1)
     assert np.allclose(rr[: att.inner_rings], rr[att.inner_rings], rtol=1e-6)
-    # Outside the main lumen nothing changes but the translation.
+    # The shift fades out along the branch: past ATTACH_BLEND_MM the triangulated branch
+    # stays where it was; before, each ring moves by a share of the shift.
+    arc = np.linalg.norm(np.diff(c, axis=0), axis=1).cumsum()
+    far = int(np.searchsorted(arc, ATTACH_BLEND_MM)) + 2
+    assert np.allclose(moved.vertices[far * N_AROUND :], br.vertices[far * N_AROUND :])
     k = att.inner_rings + 5
-    assert np.allclose(moved.vertices[k * N_AROUND], br.vertices[k * N_AROUND] + att.translation_mm)
+    step = moved.vertices[k * N_AROUND] - br.vertices[k * N_AROUND]
+    share = float(step @ att.translation_mm) / float(att.translation_mm @ att.translation_mm)
+    assert 0.0 < share < 1.0
+    assert np.allclose(step, share * att.translation_mm)
     assert not any("translated" in w for w in moved.warnings)  # 1 mm: no warning
 
 

@@ -35,6 +35,9 @@ ANGLE_DISTANCE_MM = 5.0
 REFERENCE_OFFSET_MM = 2.0
 #: A translation longer than this (mm) to meet the main centreline is reported.
 WARN_ATTACH_MM = 3.0
+#: The attaching shift fades out over this much of the branch (mm); 0 moves the whole
+#: branch rigidly, as the paper does.
+ATTACH_BLEND_MM = 10.0
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,17 @@ def attach(main: MIResult, branch: MIResult) -> tuple[MIResult, Attachment]:
     scaled about their centres). World mm throughout."""
     junction, s_j, dist = nearest_on_polyline(main.centreline_mm, branch.centreline_mm[0])
     shift = junction - branch.centreline_mm[0]
-    centres = branch.centreline_mm + shift
-    rings = (branch.vertices + shift).reshape(-1, N_AROUND, 3)
+    # Each ring moves by the shift times a weight that falls from 1 at the start to 0 at
+    # ATTACH_BLEND_MM along the branch (raised cosine; the whole branch if shorter).
+    s = arc_lengths(branch.centreline_mm)
+    blend = min(ATTACH_BLEND_MM, float(s[-1])) if ATTACH_BLEND_MM > 0 else np.inf
+    w = (
+        0.5 * (1.0 + np.cos(np.pi * np.clip(s / blend, 0.0, 1.0)))
+        if np.isfinite(blend)
+        else np.ones_like(s)
+    )
+    centres = branch.centreline_mm + w[:, None] * shift
+    rings = branch.vertices.reshape(-1, N_AROUND, 3) + w[:, None, None] * shift
     radius = branch.radius_mm.astype(np.float64).copy()
     inside = np.zeros(len(centres), dtype=bool)
     arc_main = arc_lengths(main.centreline_mm)
