@@ -66,3 +66,19 @@ def test_flip_tta_averages_the_flipped_pass_and_manifest_settings_apply(tmp_path
 
     (q,) = OnnxSegmenter(folder=tmp_path, flip_tta=False).segment(items)
     np.testing.assert_allclose(q, sig(2 * x + ramp[:, None]), atol=1e-5)
+
+
+def test_outside_the_image_the_network_sees_the_median_not_black(tmp_path) -> None:
+    path = _ramp_model(tmp_path / "segmenter.onnx", np.zeros(H))
+    register_model(path, name="segmenter", role="segmenter")
+    image = np.random.default_rng(1).uniform(0.4, 0.9, (512, 512)).astype(np.float32)
+    crop = SoiCrop.from_points([5.0, 256.0], [200.0, 256.0])  # reaches past the left edge
+    black = crop.warp(image)
+    outside = crop.warp(np.ones_like(image)) < 0.5
+    assert outside.any() and np.all(black[outside] == 0.0)
+    (p,) = OnnxSegmenter(folder=tmp_path, flip_tta=False).segment(
+        [(SimpleNamespace(image=image), crop)]
+    )
+    x = normalise_crop(crop.warp(image, cval=float(np.median(image))))
+    np.testing.assert_allclose(p, 1.0 / (1.0 + np.exp(-2.0 * x)), atol=1e-5)
+    assert not np.allclose(x, normalise_crop(black))
