@@ -80,7 +80,7 @@ def model_dir(tmp_path: Path, affine_model) -> Path:
 
 def _two_views() -> list[tuple[Any, Any]]:
     rng = np.random.default_rng(0)
-    crop = SimpleNamespace(warp=lambda image: image)
+    crop = SimpleNamespace(warp=lambda image, cval=0.0: image)
     return [(SimpleNamespace(image=rng.random((H, W))), crop) for _ in range(2)]
 
 
