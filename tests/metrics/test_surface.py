@@ -125,13 +125,9 @@ def test_point_mesh_distance_single_triangle_regions():
     np.testing.assert_allclose(q, nearest, atol=1e-12)
 
 
-def test_point_mesh_distance_pruning_matches_brute_force():
-    v, f = curved_tube()
-    rng = np.random.default_rng(3)
-    pts = v[rng.integers(0, len(v), 300)] + rng.normal(scale=2.0, size=(300, 3))
-    fast = point_mesh_distance(pts, v, f)
-    tri = v[f]
-    brute = np.concatenate(
+def brute_force_distances(pts: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    """Distance of each point to its nearest of all triangles (T, 3, 3), no pruning."""
+    return np.concatenate(
         [
             np.linalg.norm(
                 _closest_on_triangles(q[:, None], tri[:, 0], tri[:, 1], tri[:, 2]) - q[:, None],
@@ -140,6 +136,14 @@ def test_point_mesh_distance_pruning_matches_brute_force():
             for q in np.array_split(pts, 30)
         ]
     )
+
+
+def test_point_mesh_distance_pruning_matches_brute_force():
+    v, f = curved_tube()
+    rng = np.random.default_rng(3)
+    pts = v[rng.integers(0, len(v), 300)] + rng.normal(scale=2.0, size=(300, 3))
+    fast = point_mesh_distance(pts, v, f)
+    brute = brute_force_distances(pts, v[f])
     np.testing.assert_allclose(fast, brute, atol=1e-12)
 
 
@@ -184,14 +188,5 @@ def test_point_mesh_distance_is_exact_with_long_cap_triangles():
     rng = np.random.default_rng(3)
     pts = rng.uniform([-15, -15, -15], [25, 15, 15], (300, 3))
     fast = point_mesh_distance(pts, v, f)
-    tri = v[f]
-    brute = np.concatenate(
-        [
-            np.linalg.norm(
-                _closest_on_triangles(q[:, None], tri[:, 0], tri[:, 1], tri[:, 2]) - q[:, None],
-                axis=-1,
-            ).min(axis=1)
-            for q in np.array_split(pts, 30)
-        ]
-    )
+    brute = brute_force_distances(pts, v[f])
     np.testing.assert_allclose(fast, brute, atol=1e-12)

@@ -98,15 +98,13 @@ def attach(main: MIResult, branch: MIResult) -> tuple[MIResult, Attachment]:
     centres = branch.centreline_mm + w[:, None] * shift
     rings = branch.vertices.reshape(-1, N_AROUND, 3) + w[:, None, None] * shift
     radius = branch.radius_mm.astype(np.float64).copy()
-    inside = np.zeros(len(centres), dtype=bool)
-    arc_main = arc_lengths(main.centreline_mm)
-    for k, c in enumerate(centres):
-        _, s, d = nearest_on_polyline(main.centreline_mm, c)
-        if d < float(np.interp(s, arc_main, main.radius_mm)):
-            inside[k] = True
-        else:
+    # Rings from the start up to the first one whose centre lies outside the main lumen.
+    n_in = 0
+    for c in centres:
+        _, s_c, d = nearest_on_polyline(main.centreline_mm, c)
+        if d >= radius_at(main, s_c):
             break
-    n_in = int(inside.sum())
+        n_in += 1
     if 0 < n_in < len(radius):
         r_out = radius[n_in]
         scale = r_out / np.maximum(radius[:n_in], 1e-9)
