@@ -250,7 +250,8 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
     if cfg.encoder_weights is not None:
         encoder_init = load_encoder_weights(model, cfg.encoder_weights)
     if cfg.init_onnx is not None:
-        encoder_init = {"warm_start": load_from_onnx(model, cfg.init_onnx)}
+        loaded = load_from_onnx(model, cfg.init_onnx)
+        encoder_init = {"warm_start": {k: v for k, v in loaded.items() if k != "modules"}}
 
     def train_mode() -> None:
         model.train()

@@ -139,7 +139,9 @@ def load_from_onnx(
         raise ValueError(f"{path}: no weights for {missing[:5]}")
     info = {"onnx": str(path), "convs": len(convs), "batchnorms_folded": len(seen) - len(convs)}
     log.info("warm start from %s", info)
-    return info
+    # Modules the forward pass never runs (EfficientNet's classifier head) keep their
+    # random init; callers that combine weights need to know which ones were set.
+    return {**info, "modules": sorted(seen)}
 
 
 def freeze_batchnorm(model: torch.nn.Module) -> int:
