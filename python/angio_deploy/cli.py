@@ -18,6 +18,7 @@ from typing import Any
 
 from ._version import __version__
 from .errors import EX_OK, EX_SOFTWARE, AngioDeployError
+from .synth.versions import GENERATOR_VERSION, GENERATOR_VERSIONS
 
 PROG = "angio-deploy"
 
@@ -107,6 +108,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         size=args.size,
         workers=args.workers,
         progress=progress,
+        version=args.generator_version,
     )
     if not args.quiet:
         print(f"wrote {len(paths)} cases under {args.out_dir}")
@@ -128,7 +130,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"{stage:<14} {1e3 * seconds:8.1f} ms", file=sys.stderr)
 
     rec = Reconstructor(
-        args.segmenter, provider=args.provider, surface=False if args.no_refine else None
+        args.segmenter,
+        provider=args.provider,
+        surface=False if args.no_refine else None,
+        models_dir=args.models_dir,
     )
     result = rec.reconstruct(
         args.case_dir,
@@ -197,6 +202,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             provider=args.provider,
             refine_geometry=not args.no_geometry_refinement,
             refine_surface=not args.no_refine,
+            models_dir=args.models_dir,
         )
         res = evaluate_cohort(
             args.cases_dir,
@@ -210,7 +216,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
     else:
         rec = Reconstructor(
-            args.segmenter, provider=args.provider, surface=False if args.no_refine else None
+            args.segmenter,
+            provider=args.provider,
+            surface=False if args.no_refine else None,
+            models_dir=args.models_dir,
         )
         res = evaluate_cases(
             args.cases_dir,
@@ -282,6 +291,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         force=args.force,
         intra_op_threads=args.threads,
         skip_failed_branches=args.skip_failed_branches,
+        models_dir=args.models_dir,
     )
     res = run_batch(
         args.cases_dir,
@@ -362,6 +372,44 @@ def _add_no_surface_refinement(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_reconstruction_options(p: argparse.ArgumentParser, *, writes: bool = True) -> None:
+    """The options every reconstructing command shares (run, evaluate, batch), in one
+    place so their spelling, defaults and help cannot drift apart. ``writes``: the command
+    writes results a user reads (run, batch), so --force / --skip-failed-branches apply."""
+    _add_no_surface_refinement(p)
+    p.add_argument(
+        "--no-geometry-refinement",
+        action="store_true",
+        help="triangulate with the header geometry as read (no view-B refinement)",
+    )
+    p.add_argument(
+        "--segmenter",
+        choices=("network", "frangi"),
+        default="network",
+        help="the shipped U-Net (default) or the classical Frangi baseline",
+    )
+    p.add_argument(
+        "--provider", default="auto", help="ONNX Runtime provider (auto, cpu, cuda, tensorrt)"
+    )
+    p.add_argument(
+        "--models-dir",
+        metavar="DIR",
+        help="another model folder with a manifest.json (default: the shipped models)",
+    )
+    if writes:
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help="write an obviously wrong result anyway (with loud warnings) instead of failing",
+        )
+        p.add_argument(
+            "--skip-failed-branches",
+            action="store_true",
+            help="leave out (and report) a side branch that cannot be reconstructed, "
+            "instead of failing the run",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
@@ -381,45 +429,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="reconstruct one case folder")
     run.add_argument("case_dir", metavar="CASE_DIR")
     run.add_argument("--out", metavar="DIR", help="result folder (default CASE_DIR/out)")
-    _add_no_surface_refinement(run)
-    run.add_argument(
-        "--skip-failed-branches",
-        action="store_true",
-        help="leave out (and report) a side branch that cannot be reconstructed, "
-        "instead of failing the run",
-    )
-    run.add_argument(
-        "--force",
-        action="store_true",
-        help="write an obviously wrong result anyway (with loud warnings) instead of failing",
-    )
-    run.add_argument(
-        "--no-geometry-refinement",
-        action="store_true",
-        help="triangulate with the header geometry as read (no view-B refinement)",
-    )
-    run.add_argument(
-        "--segmenter",
-        choices=("network", "frangi"),
-        default="network",
-        help="the shipped U-Net (default) or the classical Frangi baseline",
-    )
-    run.add_argument(
-        "--provider", default="auto", help="ONNX Runtime provider (auto, cpu, cuda, tensorrt)"
-    )
+    _add_reconstruction_options(run)
     run.set_defaults(func=_cmd_run)
 
     ev = sub.add_parser("evaluate", help="reconstruct and score every case with truth/")
     ev.add_argument("cases_dir", metavar="CASES_DIR")
-    _add_no_surface_refinement(ev)
-    ev.add_argument("--no-geometry-refinement", action="store_true")
+    _add_reconstruction_options(ev, writes=False)
     ev.add_argument(
         "--true-geometry",
         action="store_true",
         help="diagnostic: use the true view geometry from truth/meta.json, not the headers",
     )
-    ev.add_argument("--segmenter", choices=("network", "frangi"), default="network")
-    ev.add_argument("--provider", default="auto")
     ev.add_argument("--csv", metavar="FILE", help="one row per case")
     ev.add_argument("--json", metavar="FILE", help='{"cases": [...], "summary": {...}}')
     ev.add_argument("--out-root", metavar="DIR", help="write outputs here, not CASE/out")
@@ -469,16 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ba.add_argument("--redo", action="store_true", help="reconstruct cases that have a result")
     ba.add_argument("--limit", type=int, help="only the first N cases")
-    _add_no_surface_refinement(ba)
-    ba.add_argument("--no-geometry-refinement", action="store_true")
-    ba.add_argument("--force", action="store_true", help="write obviously wrong results too")
-    ba.add_argument(
-        "--skip-failed-branches",
-        action="store_true",
-        help="leave out (and report) side branches that cannot be reconstructed",
-    )
-    ba.add_argument("--segmenter", choices=("network", "frangi"), default="network")
-    ba.add_argument("--provider", default="auto")
+    _add_reconstruction_options(ba)
     ba.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ba.set_defaults(func=_cmd_batch)
 
@@ -500,6 +511,13 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT_DIR")
     synth.add_argument("--size", type=int, choices=(512, 1024), help="force the image size")
     synth.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    synth.add_argument(
+        "--generator-version",
+        choices=GENERATOR_VERSIONS,
+        default=GENERATOR_VERSION,
+        help="generator version (default %(default)s: the test split and every published "
+        "number are version 1; version 2 draws real-looking frames, docs/DATASET.md)",
+    )
     synth.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     synth.set_defaults(func=_cmd_synth)
     return p

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from angio_deploy import models as M
-from angio_deploy.errors import EX_SOFTWARE
+from angio_deploy.errors import EX_DATAERR, EX_NOINPUT, EX_SOFTWARE
 
 
 @pytest.fixture
@@ -76,8 +76,16 @@ def test_modified_model_file_is_caught(model_dir: Path) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(M.ModelIntegrityError, match="sha256") as info:
         M.model_path("segmenter", model_dir)
-    assert info.value.exit_code == EX_SOFTWARE
+    # A folder the user chose: bad input (65), not a bug.
+    assert info.value.exit_code == EX_DATAERR
     assert "segmenter" in str(info.value)
+
+
+def test_model_errors_in_the_package_folder_are_a_broken_install(tmp_path: Path) -> None:
+    assert M.ModelFileError("x", folder=M.PACKAGE_DIR).exit_code == EX_SOFTWARE
+    assert M.ModelFileError("x").exit_code == EX_SOFTWARE
+    assert M.ModelFileError("x", folder=tmp_path).exit_code == EX_NOINPUT
+    assert M.ModelFileError("x", folder=tmp_path, missing=False).exit_code == EX_DATAERR
 
 
 def test_truncated_model_file_is_caught_by_size(model_dir: Path) -> None:

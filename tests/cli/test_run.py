@@ -101,3 +101,40 @@ def test_run_with_the_shipped_segmenter_on_the_example(example, capsys) -> None:
 
     row = evaluate_case(example / "out", example / "truth")
     assert row["Dice"] > 0.6 and row["MAE"] < 3.0, row
+
+
+def test_models_dir_option_runs_another_model_folder(example, tmp_path, capsys) -> None:
+    # A user's own trained models: a copy of the shipped folder gives the same mesh, and
+    # the report records which folder's model ran.
+    from angio_deploy.models import models_dir
+
+    mine = Path(shutil.copytree(models_dir(), tmp_path / "my_models"))
+    rc = main(["run", str(example), "--out", str(tmp_path / "a"), "--no-surface-refinement"])
+    assert rc == 0, capsys.readouterr().err
+    rc = main(
+        [
+            "run",
+            str(example),
+            "--out",
+            str(tmp_path / "b"),
+            "--no-surface-refinement",
+            "--models-dir",
+            str(mine),
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    va, fa, _ = read_ply(tmp_path / "a" / "mesh.ply")
+    vb, fb, _ = read_ply(tmp_path / "b" / "mesh.ply")
+    assert np.array_equal(va, vb) and np.array_equal(fa, fb)
+    rep = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert rep["backend"]["segmenter"] == "unet-efficientnet-b3"
+
+
+def test_models_dir_without_a_manifest_is_one_clear_error(example, tmp_path, capsys) -> None:
+    empty = tmp_path / "no_models"
+    empty.mkdir()
+    rc = main(["run", str(example), "--models-dir", str(empty)])
+    err = capsys.readouterr().err
+    assert rc not in (0, 70), err
+    assert "manifest.json" in err and str(empty) in err
+    assert not (example / "out").exists()

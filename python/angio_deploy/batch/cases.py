@@ -34,6 +34,8 @@ class BatchOptions:
     intra_op_threads: int | None = None
     #: Leave out (and report) a side branch that cannot be reconstructed.
     skip_failed_branches: bool = False
+    #: Another model folder (with manifest.json) on every worker; None: the shipped models.
+    models_dir: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +46,7 @@ class BatchOptions:
             "force": self.force,
             "intra_op_threads": self.intra_op_threads,
             "skip_failed_branches": self.skip_failed_branches,
+            "models_dir": self.models_dir,
         }
 
 

@@ -36,7 +36,13 @@ _CACHE_LOCK = threading.Lock()
 
 
 def _reconstructor_key(options: BatchOptions, threads: int) -> tuple:
-    return (options.segmenter, options.provider, options.refine_surface, threads)
+    return (
+        options.segmenter,
+        options.provider,
+        options.refine_surface,
+        options.models_dir,
+        threads,
+    )
 
 
 def worker_threads(options: BatchOptions) -> int:
@@ -66,6 +72,7 @@ def build_reconstructor(options: BatchOptions, threads: int):
         options.segmenter,
         provider=options.provider,
         surface=False if not options.refine_surface else None,
+        models_dir=options.models_dir,
         intra_op_threads=threads,
         threads=threads,
     )

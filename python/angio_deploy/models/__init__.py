@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from angio_deploy.errors import EX_SOFTWARE, AngioDeployError
+from angio_deploy.errors import EX_DATAERR, EX_NOINPUT, EX_SOFTWARE, AngioDeployError
 from angio_deploy.hashing import file_key, sha256_file
 from angio_deploy.io.atomic import atomic_write_text
 
@@ -54,9 +54,18 @@ ROLES = ("segmenter", "encoder", "gcn", "profile")
 
 
 class ModelFileError(AngioDeployError, FileNotFoundError):
-    """A shipped model (or the manifest) is missing or unreadable: a broken install."""
+    """A model (or the manifest) is missing or unreadable.
+
+    In the package's own folder that is a broken install (exit 70). In a folder the user
+    chose (``models_dir=`` / ``--models-dir`` / $ANGIO_DEPLOY_MODELS_DIR) it is bad input:
+    exit 66 when something is missing, 65 when something is wrong in it."""
 
     exit_code = EX_SOFTWARE
+
+    def __init__(self, message: str, *, folder: Path | None = None, missing: bool = True):
+        super().__init__(message)
+        if folder is not None and Path(folder).resolve() != PACKAGE_DIR:
+            self.exit_code = EX_NOINPUT if missing else EX_DATAERR
 
 
 class ModelIntegrityError(ModelFileError):
@@ -117,7 +126,8 @@ class Manifest:
             )
         raise ModelFileError(
             f"{self.path}: no shipped model named or with role {name_or_role!r} "
-            f"(the manifest lists: {', '.join(self.names()) or 'nothing'})"
+            f"(the manifest lists: {', '.join(self.names()) or 'nothing'})",
+            folder=self.path.parent,
         )
 
 
@@ -130,10 +140,16 @@ def models_dir() -> Path:
 def _entry(raw: dict[str, Any], folder: Path, where: str) -> ModelEntry:
     for key in ("name", "role", "file", "sha256", "size"):
         if key not in raw:
-            raise ModelFileError(f"{where}: a model entry lacks {key!r}")
+            raise ModelFileError(
+                f"{where}: a model entry lacks {key!r}", folder=folder, missing=False
+            )
     file = str(raw["file"])
     if Path(file).is_absolute() or ".." in Path(file).parts:
-        raise ModelFileError(f"{where}: model file {file!r} must be a plain relative path")
+        raise ModelFileError(
+            f"{where}: model file {file!r} must be a plain relative path",
+            folder=folder,
+            missing=False,
+        )
     extra = {k: v for k, v in raw.items() if k not in ("name", "role", "file", "sha256", "size")}
     return ModelEntry(
         name=str(raw["name"]),
@@ -153,15 +169,22 @@ def load_manifest(folder: str | Path | None = None) -> Manifest:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ModelFileError(f"{path}: model manifest not found") from exc
+        raise ModelFileError(f"{path}: model manifest not found", folder=folder) from exc
     except (OSError, ValueError) as exc:
-        raise ModelFileError(f"{path}: unreadable model manifest ({exc})") from exc
-    if doc.get("format") != MANIFEST_FORMAT:
-        raise ModelFileError(f"{path}: format is {doc.get('format')!r}, not {MANIFEST_FORMAT!r}")
+        raise ModelFileError(
+            f"{path}: unreadable model manifest ({exc})", folder=folder, missing=False
+        ) from exc
+    if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
+        fmt = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ModelFileError(
+            f"{path}: format is {fmt!r}, not {MANIFEST_FORMAT!r}", folder=folder, missing=False
+        )
     entries = tuple(_entry(m, folder, str(path)) for m in doc.get("models", []))
     names = [m.name for m in entries]
     if len(set(names)) != len(names):
-        raise ModelFileError(f"{path}: duplicate model names in {names}")
+        raise ModelFileError(
+            f"{path}: duplicate model names in {names}", folder=folder, missing=False
+        )
     return Manifest(path=path, models=entries)
 
 
@@ -175,7 +198,8 @@ def verify(entry: ModelEntry) -> Path:
     if not path.is_file():
         raise ModelFileError(
             f"shipped model {entry.name!r} ({entry.role}) is missing: {path} — reinstall "
-            f"angio-deploy, or set {ENV_MODELS_DIR} to a folder with the models"
+            f"angio-deploy, or set {ENV_MODELS_DIR} to a folder with the models",
+            folder=entry.folder,
         )
     key = (file_key(path), entry.sha256)
     with _VERIFIED_LOCK:
@@ -185,13 +209,17 @@ def verify(entry: ModelEntry) -> Path:
     if size != entry.size:
         raise ModelIntegrityError(
             f"shipped model {entry.name!r}: {path} has {size} bytes, the manifest says "
-            f"{entry.size}; the file is damaged or was replaced"
+            f"{entry.size}; the file is damaged or was replaced",
+            folder=entry.folder,
+            missing=False,
         )
     digest = sha256_file(path)
     if digest != entry.sha256:
         raise ModelIntegrityError(
             f"shipped model {entry.name!r}: sha256 of {path} is {digest}, the manifest "
-            f"says {entry.sha256}; the file is damaged or was replaced"
+            f"says {entry.sha256}; the file is damaged or was replaced",
+            folder=entry.folder,
+            missing=False,
         )
     with _VERIFIED_LOCK:
         _VERIFIED.add(key)
