@@ -70,3 +70,29 @@ def test_csv_and_plot() -> None:
     assert im.size == (720, 300)
     px = np.asarray(im)
     assert (px[..., 0] > 240).sum() > 0 and (px == 0).all(axis=-1).sum() > 100  # drawn
+
+
+def test_reference_follows_a_branch_step_and_ignores_an_ostial_bulge() -> None:
+    # Healthy 3.4 mm, a side branch leaves at 20 mm (step to 2.8 mm, with a 3 mm bulge
+    # of its ostium), and a 50 % lesion at 35 mm: a straight taper fits none of it.
+    s, _, _, c = _branch(n=120, length=60.0, lesions=())
+    ref = np.where(s < 20.0, 3.4, 2.8)
+    d = ref.copy()
+    d[(s > 20.0) & (s < 23.0)] += 1.0
+    inside = np.abs(s - 35.0) < 5.0
+    d[inside] *= 1.0 - 0.25 * (1 + np.cos(2 * np.pi * (s[inside] - 35.0) / 10.0))
+    q = branch_qca(c, d / 2)
+    healthy = (s < 19.0) | ((s > 24.0) & (s < 29.0)) | (s > 41.0)
+    np.testing.assert_allclose(q.reference_mm[healthy], ref[healthy], atol=0.05)
+    np.testing.assert_allclose(q.reference_mm[inside], 2.8, atol=0.05)
+    assert q.to_dict()["percent_ds"] == pytest.approx(50.0, abs=1.5)
+    (les,) = q.lesions  # the step and the bulge are no lesions
+    assert les.mld_position_mm == pytest.approx(35.0, abs=0.6)
+
+
+def test_reference_of_a_lesion_free_taper_is_the_vessel() -> None:
+    _, ref, d, c = _branch(lesions=(), taper=(4.0, 2.0))
+    q = branch_qca(c, d / 2)
+    # To both ends: windows that ran past them would read the taper as a dip there.
+    np.testing.assert_allclose(q.reference_mm, ref, atol=0.02)
+    assert q.lesions == ()

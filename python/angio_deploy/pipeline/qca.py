@@ -3,13 +3,12 @@
 From the rings of a branch (centreline, world mm; equivalent circular radius per ring, mm):
 
 * the **diameter profile** along the arc (mm) and the lumen area per ring (mm^2);
-* the **reference diameter profile**: the healthy vessel the lesions interrupt, estimated
-  as a straight taper (diameter linear in arc length, as coronary segments taper) fitted
-  by asymmetric iteratively reweighted least squares -- rings narrower than the current
-  fit by more than :data:`REFERENCE_TOLERANCE` get almost no weight, rings wider keep
-  theirs -- so the reference follows the healthy wall and not the lesions (the same idea
-  as the "interpolated reference" of 2D-QCA software, without user-placed reference
-  points);
+* the **reference diameter profile**: the healthy vessel the lesions interrupt, as the
+  "interpolated reference" of QCA software, without user-placed reference points
+  (:func:`reference_diameter`): the healthy rings are their own reference -- so the
+  reference follows the taper *and* the steps where side branches leave, which a single
+  straight taper cannot -- and across each lesion (and each ostial bulge) the reference
+  is interpolated linearly in arc length between the healthy rings on either side;
 * **MLD** (minimum lumen diameter) and its arc position, the reference diameter there,
   percent diameter stenosis %DS = 100 (1 - MLD / ref) and area stenosis
   %AS = 100 (1 - (MLD / ref)^2);
@@ -28,17 +27,31 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from angio_deploy.curves import arc_lengths
 from angio_deploy.geometry import ViewGeometry
 
-#: Rings narrower than the reference fit by more than this share are treated as lesion.
+#: Rings narrower than the filled profile (or wider than the bulge-free one) by more
+#: than this share are not healthy: about the ring-to-ring noise of the diameters.
 REFERENCE_TOLERANCE = 0.05
+#: Peaks of the diameter profile narrower than this (mm) are bulges, not healthy vessel:
+#: a side branch's ostium widens the projected lumen over about the branch's diameter
+#: over the sine of its angle, 2-4 mm.
+BULGE_MM = 5.0
+#: Dips narrower than this (mm) are filled as lesions (focal lesions are up to ~25 mm
+#: long); a longer narrowing counts as the vessel's own calibre.
+LESION_SPAN_MM = 30.0
+#: The excluded stretch around a dip grows by this share of its length on each side: a
+#: smooth lesion's shoulders, narrower than the reference by less than the tolerance
+#: (for a cosine-shaped lesion of 30-70 %DS, 10-18 % of the stretch on each side).
+SHOULDER_SHARE = 0.2
+#: Gaussian smoothing (mm of arc) of the healthy rings' diameters, against ring noise.
+REFERENCE_SMOOTH_MM = 1.0
 #: A lesion: the diameter more than this share below the reference (CASE_FORMAT.md).
 LESION_THRESHOLD = 0.20
 #: Lesion stretches separated by less than this (mm) are one lesion.
 MERGE_GAP_MM = 1.0
-_IRLS_ITERATIONS = 20
 
 
 @dataclass(frozen=True)
@@ -113,29 +126,80 @@ class BranchQCA:
             "lesions": [les.to_dict() for les in self.lesions],
             "foreshortening": list(self.foreshortening),
             "method": (
-                "reference: straight taper by asymmetric IRLS (rings > 5 % below the fit "
-                "down-weighted); lesion: diameter > 20 % below the reference"
+                "reference: the healthy rings' diameters, interpolated linearly across "
+                "lesions and bulges (grey-scale opening 5 mm, closing 30 mm); lesion: "
+                "diameter > 20 % below the reference"
             ),
         }
 
 
-def reference_diameter(arc_mm: np.ndarray, diameter_mm: np.ndarray) -> np.ndarray:
-    """Healthy reference diameter (N,) mm along the arc (module docstring)."""
+def _odd_rings(length_mm: float, spacing_mm: float) -> int:
+    n = max(1, round(length_mm / spacing_mm))
+    return n if n % 2 else n + 1
+
+
+def _closing(d: np.ndarray, size: int, *, opening: bool = False) -> np.ndarray:
+    """Grey-scale closing (or opening) of ``d`` over ``size`` rings whose windows may end
+    at the segment's ends: nothing is assumed beyond them. (Constant padding would make a
+    taper that reaches an end read as a dip there, and its last stretch as a lesion.)"""
+    first, second = (
+        (ndimage.grey_erosion, ndimage.grey_dilation)
+        if opening
+        else (ndimage.grey_dilation, ndimage.grey_erosion)
+    )
+    half = size // 2
+    # Values outside the segment that never win the first filter's min / max.
+    span = float(np.ptp(d)) + 1.0
+    neutral = float(d.max()) + span if opening else float(d.min()) - span
+    ext = np.concatenate([np.full(half, neutral), d, np.full(half, neutral)])
+    out = second(first(ext, size=size, mode="nearest"), size=size, mode="nearest")
+    return out[half : half + len(d)]
+
+
+def healthy_rings(arc_mm: np.ndarray, diameter_mm: np.ndarray) -> np.ndarray:
+    """Boolean (N,): the rings whose diameter is the healthy vessel's.
+
+    Two grey-scale morphological filters of the diameter profile along the arc: an
+    opening over :data:`BULGE_MM` removes the narrow peaks (ostial bulges, overlaps), a
+    closing of that over :data:`LESION_SPAN_MM` fills the dips (lesions) and keeps
+    monotone changes (taper, branch steps). A ring more than
+    :data:`REFERENCE_TOLERANCE` below the filled profile is in a lesion (the stretch
+    widened by :data:`SHOULDER_SHARE` of its length on each side, the lesion's
+    shoulders); one more than that above the opened profile is in a bulge.
+    """
     s = np.asarray(arc_mm, dtype=np.float64)
     d = np.asarray(diameter_mm, dtype=np.float64)
-    X = np.column_stack([np.ones_like(s), s - s.mean()])
-    w = np.ones_like(d)
-    coef = np.array([np.median(d), 0.0])
-    for _ in range(_IRLS_ITERATIONS):
-        sw = np.sqrt(w)
-        coef_new = np.linalg.lstsq(X * sw[:, None], d * sw, rcond=None)[0]
-        fit = X @ coef_new
-        w = np.where(d < (1.0 - REFERENCE_TOLERANCE) * fit, 1e-3, 1.0)
-        if np.allclose(coef_new, coef, atol=1e-6):
-            coef = coef_new
-            break
-        coef = coef_new
-    return np.maximum(X @ coef, 1e-3)  # a taper fitted to a short segment can reach 0
+    if len(s) < 3:
+        return np.ones(len(s), dtype=bool)
+    spacing = float(np.median(np.diff(s)))
+    opened = _closing(d, _odd_rings(BULGE_MM, spacing), opening=True)
+    filled = _closing(opened, _odd_rings(LESION_SPAN_MM, spacing))
+    narrow = d < (1.0 - REFERENCE_TOLERANCE) * filled
+    excluded = narrow | (d > (1.0 + REFERENCE_TOLERANCE) * opened)
+    labels, n = ndimage.label(narrow)
+    for k in range(1, n + 1):
+        idx = np.flatnonzero(labels == k)
+        margin = SHOULDER_SHARE * (s[idx[-1]] - s[idx[0]])
+        excluded |= (s >= s[idx[0]] - margin) & (s <= s[idx[-1]] + margin)
+    return ~excluded
+
+
+def reference_diameter(arc_mm: np.ndarray, diameter_mm: np.ndarray) -> np.ndarray:
+    """Healthy reference diameter (N,) mm along the arc (module docstring): the
+    :func:`healthy_rings`' diameters (smoothed over :data:`REFERENCE_SMOOTH_MM`),
+    interpolated linearly in arc length across the others and held constant beyond the
+    first and last healthy ring."""
+    s = np.asarray(arc_mm, dtype=np.float64)
+    d = np.asarray(diameter_mm, dtype=np.float64)
+    healthy = healthy_rings(s, d)
+    if healthy.sum() < 2:  # no healthy stretch to interpolate from: the vessel itself
+        return np.maximum(d, 1e-3)
+    sigma = REFERENCE_SMOOTH_MM / float(np.median(np.diff(s)))
+    # Smoothing normalised by the healthy rings' weight: lesion rings do not pull it down.
+    weight = ndimage.gaussian_filter1d(healthy.astype(np.float64), sigma, mode="nearest")
+    total = ndimage.gaussian_filter1d(np.where(healthy, d, 0.0), sigma, mode="nearest")
+    smooth = total[healthy] / np.maximum(weight[healthy], 1e-9)
+    return np.maximum(np.interp(s, s[healthy], smooth), 1e-3)
 
 
 def find_lesions(
