@@ -50,8 +50,8 @@ DICOM stored value / (2**bits - 1). Lengths are pixels of the image as stored. P
   the case's SOI against the full-tree truth, and the same ``make_tasks`` on the full-tree
   truth for a like-for-like count. On every set, also ``make_tasks`` (4 per frame) on the
   vesselness mask, the one count the unlabelled frames allow.
-* **catheter**: on synthetic frames the truth (catheter silhouette inside the FOV, >= 50 px)
-  and its width; on real_arcade a by-eye spot check of 20 frames
+* **catheter**: on synthetic frames the truth (catheter silhouette inside the FOV, >= 50 px,
+  at least half filled with contrast) and its width; on real_arcade a by-eye spot check of 20 frames
   (:data:`CATHETER_VISUAL_ARCADE`). No automatic detector was reliable enough: Sato
   cannot tell a catheter from a proximal vessel or a frame edge.
 * **tortuosity**: skeleton branches between junctions/ends at least 30 px long, arc length
@@ -592,7 +592,10 @@ def measure(frame: Frame, threshold: float, v: np.ndarray | None = None) -> dict
         if visible is not None:
             row["soi_visible"] = soi_record(frame, visible | ex["soi"])
         cm = ex["catheter"] & field_of_view(frame.image).mask
-        row["catheter_truth"] = bool(cm.sum() >= 50)
+        # An unfilled catheter (generator version 2: blood or saline in it) is a faint
+        # wall only; it counts as seen when at least half filled with contrast.
+        filled = float(ex.get("catheter_fill", 1.0)) >= 0.5
+        row["catheter_truth"] = bool(cm.sum() >= 50 and filled)
         if cm.any():
             row["catheter_width_px"] = float(2 * ndi.distance_transform_edt(cm).max() - 1)
         row["overlap_fraction"] = ex.get("overlap_fraction")
@@ -654,10 +657,11 @@ def synthetic_frames(folder: Path, limit: int | None = None) -> Iterator[Frame]:
         meta = json.loads((case_dir / "truth" / "meta.json").read_text(encoding="utf-8"))
         first = case_dir / "view_a.dcm"
         stored_a = read_xa_frames(first, stored=True)[0]
-        case = generate_case(int(meta["seed"]))
+        version = str(meta.get("generator_version", "1"))
+        case = generate_case(int(meta["seed"]), version=version)
         if case.stored[0].shape != stored_a.shape or not np.array_equal(case.stored[0], stored_a):
             # Written with --size: the size was not drawn, so the random stream differs.
-            case = generate_case(int(meta["seed"]), size=int(stored_a.shape[1]))
+            case = generate_case(int(meta["seed"]), size=int(stored_a.shape[1]), version=version)
         a = case.anatomy
         arteries = [segment_slice(v, 0.0, v.length_mm) for v in a.vessels if v.kind != "catheter"]
         cath = [segment_slice(v, 0.0, v.length_mm) for v in a.vessels if v.kind == "catheter"]
@@ -690,6 +694,7 @@ def synthetic_frames(folder: Path, limit: int | None = None) -> Iterator[Frame]:
                     "soi_uv": uv,
                     "catheter": cmask,
                     "overlap_fraction": meta["views"][k].get("overlap_fraction"),
+                    "catheter_fill": meta["views"][k]["imaging"]["fill_catheter"],
                 },
             )
 

@@ -36,7 +36,7 @@ from .anatomy_catheter import build_catheter
 from .anatomy_curves import point_at
 from .anatomy_heart import Heart, unit
 from .anatomy_meta import anatomy_meta
-from .anatomy_params import GENERATOR_VERSION, AnatomyParams
+from .anatomy_params import AnatomyParams
 from .anatomy_scene import Scene, chord
 from .anatomy_sections import cross_sections, to_vessel
 from .anatomy_soi import choose_soi
@@ -44,7 +44,7 @@ from .anatomy_tree import build_left, build_right, draw_dodge
 from .lesion_placement import place_lesions, shape_lesions
 from .model import Anatomy, Vessel
 
-__all__ = ["GENERATOR_VERSION", "AnatomyParams", "generate_anatomy", "heart_of"]
+__all__ = ["AnatomyParams", "generate_anatomy", "heart_of"]
 
 
 def generate_anatomy(rng: np.random.Generator, *, params: AnatomyParams | None = None) -> Anatomy:

@@ -35,12 +35,14 @@ class SidePlan:
 
 def plan_sides(scene: Scene, parent: int, table: list[tuple]) -> list[SidePlan]:
     """Place side branches on a parent: (name, s_lo, s_hi as fractions of its length,
-    rho_lo, rho_hi, kind, probability). Branch points are >= 6 mm apart."""
+    rho_lo, rho_hi, kind, probability). Branch points are >= 6 mm apart. Probabilities
+    below the scene's ``side_presence_min`` are raised to it."""
     rng = scene.rng
     length = scene.length(parent)
+    floor = scene.p.side_presence_min
     sides: list[SidePlan] = []
     for name, f_lo, f_hi, r_lo, r_hi, kind, prob in table:
-        present = rng.random() < prob
+        present = rng.random() < max(prob, floor)
         law = choose_law(rng, r_lo, r_hi, scene.p.finet_share)
         rho = draw_side_ratio(rng, law, r_lo, r_hi)
         tries = rng.uniform(f_lo, max(f_lo, f_hi), size=8) * length
@@ -52,6 +54,17 @@ def plan_sides(scene: Scene, parent: int, table: list[tuple]) -> list[SidePlan]:
                 sides.append(SidePlan(name, float(s_b), law, rho, kind))
                 break
     return sorted(sides, key=lambda x: x.s_mm)
+
+
+def with_extra_twigs(scene: Scene, table: list[tuple], prefix: str) -> list[tuple]:
+    """A main vessel's side-branch table with the scene's ``extra_main_twigs`` twigs
+    appended (anywhere along 8-95 % of the vessel, 0.2-0.45 of its diameter). Appended,
+    not interleaved: the draws of the table's own rows stay where they were."""
+    extra = [
+        (f"{prefix}x{k + 1}", 0.08, 0.95, 0.20, 0.45, "twig", 1.0)
+        for k in range(scene.p.extra_main_twigs)
+    ]
+    return table + extra
 
 
 def set_taper(
@@ -97,7 +110,9 @@ def grow_side(scene: Scene, parent: int, side: SidePlan) -> None:
     set so that each twig is a recorded bifurcation with its law (Finet or Murray) and
     the branch steps down at it like any parent. Twigs off the main vessels (kind
     "twig") are generation 2 too. Twigs are 10-32 mm long, >= ~0.5 mm wide, and
-    meander on a 5-12 mm scale; they may wrap the apex.
+    meander on a 5-12 mm scale; they may wrap the apex. With the scene's
+    ``twig_max_generation`` at 3 (generator version 2), generation-2 vessels carry
+    twigs of their own (generation 3) where they are wide enough.
     """
     rng, heart = scene.rng, scene.heart
     prec = scene.recs[parent]
@@ -148,14 +163,16 @@ def grow_side(scene: Scene, parent: int, side: SidePlan) -> None:
             apex_stop=not twig,
         )
         course = "epicardial"
-    generation = 2 if twig else prec.generation + 1
+    # Twigs are generation 2 at least (off a main vessel too); a twig's twig is 3.
+    generation = max(2, prec.generation + 1) if twig else prec.generation + 1
     rec = VesselRecord(side.name, pts, course, parent, side.s_mm, d0=d_side, generation=generation)
     rec.iodine = scene.fill_by_generation[min(generation, 2)]
     # Taper to 45-70 % over the branch, at most 1.8 %/mm (short branches, twigs).
     end = d_side * float(rng.uniform(0.45, 0.7))
     end = max(end, d_side * math.exp(-0.018 * rec.length))
     twigs: list[SidePlan] = []
-    if course == "epicardial" and generation == 1 and side.kind not in ("conus", "sinus"):
+    carries = 1 <= generation < scene.p.twig_max_generation
+    if course == "epicardial" and carries and side.kind not in ("conus", "sinus"):
         twigs = _plan_twigs(scene, rec, end)
     idx = scene.add(rec)
     set_taper(scene, idx, d_side, end, rec.length, twigs)
@@ -165,13 +182,14 @@ def grow_side(scene: Scene, parent: int, side: SidePlan) -> None:
 
 
 def _plan_twigs(scene: Scene, rec: VesselRecord, end: float) -> list[SidePlan]:
-    """Twig positions, laws and side ratios on a side branch: one per 9-16 mm, where
+    """Twig positions, laws and side ratios on a side branch: one per 9-16 mm (the
+    scene's ``twig_spacing_mm``), where
     the branch (estimated before the twigs' own small steps) is still wide enough for
     a twig of >= 0.5 mm."""
     rng = scene.rng
     length = rec.length
     decay = math.log(rec.d0 / end) / max(length, 1.0)
-    n = int(length / float(rng.uniform(9.0, 16.0)))
+    n = int(length / float(rng.uniform(*scene.p.twig_spacing_mm)))
     cand = np.sort(rng.uniform(5.0, max(5.0, length - 8.0), size=n))
     u_rho, u_law, u_k = rng.random((3, n))
     sides: list[SidePlan] = []

@@ -9,7 +9,7 @@ import numpy as np
 
 from .anatomy_curves import point_at
 from .anatomy_diameters import Law, law_error
-from .anatomy_params import GENERATOR_VERSION, AnatomyParams
+from .anatomy_params import AnatomyParams
 from .anatomy_scene import Scene
 from .lesions import measured_percent_ds
 from .model import SegmentOfInterest, Vessel
@@ -115,7 +115,8 @@ def anatomy_meta(
         {
             # The generator's name stays the public entry module's, as meta.json has said.
             "generator": "angio_deploy.synth.anatomy",
-            "generator_version": GENERATOR_VERSION,
+            # The anatomy model's version (the key predates generator versions).
+            "generator_version": p.model_version,
             "tree": tree,
             "heart": {
                 "center_mm": scene.heart.center + shift,

@@ -76,8 +76,10 @@ class Scene:
         self.aorta: AorticRoot | None = None  # placed with the main vessels
         self._grooves()
         # Partial filling in a share of runs: contrast fades toward the small branches
-        # (inflow mixing with unopacified blood); iodine per generation 0, 1, 2.
-        fade = float(rng.uniform(0.1, 0.45)) if rng.random() < 0.4 else 0.0
+        # (inflow mixing with unopacified blood); iodine per generation 0, 1, 2 (and the
+        # third-generation twigs of generator version 2 as generation 2).
+        share, fade_range = params.partial_fill_share, params.partial_fill_fade
+        fade = float(rng.uniform(*fade_range)) if rng.random() < share else 0.0
         self.fill_by_generation = (1.0, 1.0 - 0.4 * fade, 1.0 - fade)
 
     # ----- layout of the grooves -----------------------------------------------------------
@@ -141,7 +143,13 @@ class Scene:
     ) -> np.ndarray:
         """Walk a vessel over the heart. ``tortuosity`` (rad/mm) is a long-wavelength
         wiggle; ``twist`` (rad/mm) adds shorter-wavelength (9-22 mm) meanders that ramp in
-        between ``twist_from`` (mm), as small distal vessels near the apex show."""
+        between ``twist_from`` (mm), as small distal vessels near the apex show. The
+        scene's parameters scale all three (``tortuosity_scale``, ``twist_scale``,
+        ``kappa_max_scale``; 1 in generator version 1) and add ``twist_min`` (rad/mm; 0 in
+        version 1) to the meander, so main vessels meander too."""
+        tortuosity = tortuosity * self.p.tortuosity_scale
+        twist = twist * self.p.twist_scale + self.p.twist_min
+        kappa_max = kappa_max * self.p.kappa_max_scale
         h_start = float(self.heart.height(start))
 
         def blended(s: float) -> float:

@@ -16,7 +16,7 @@ import numpy as np
 from angio_deploy.curves import arc_lengths
 
 from .anatomy_aorta import place_aortic_root
-from .anatomy_branches import grow_sides, plan_sides, set_taper
+from .anatomy_branches import grow_sides, plan_sides, set_taper, with_extra_twigs
 from .anatomy_curves import Pursuit, hermite, resample_polyline
 from .anatomy_diameters import Law, murray_exponent, reconcile
 from .anatomy_heart import rotation_about, unit
@@ -118,19 +118,23 @@ def build_left(scene: Scene, dodge: dict[str, float]) -> dict[str, float]:
     sides = plan_sides(
         scene,
         lad,
-        [
-            ("D1", 0.12, 0.30, 0.50, 0.72, "diagonal", 1.0),
-            ("D2", 0.33, 0.52, 0.45, 0.65, "diagonal", 1.0),
-            ("D3", 0.55, 0.70, 0.40, 0.55, "diagonal", 0.5),
-            ("S1", 0.08, 0.25, 0.25, 0.40, "septal", 1.0),
-            ("S2", 0.25, 0.45, 0.25, 0.38, "septal", 1.0),
-            ("S3", 0.45, 0.65, 0.22, 0.35, "septal", 0.6),
-            ("D4", 0.70, 0.82, 0.40, 0.55, "diagonal", 0.4),
-            ("S4", 0.62, 0.80, 0.25, 0.38, "septal", 0.5),
-            ("LADt1", 0.10, 0.60, 0.20, 0.30, "twig", 0.7),
-            ("LADt2", 0.78, 0.90, 0.40, 0.60, "twig", 0.8),
-            ("LADt3", 0.90, 0.97, 0.40, 0.60, "twig", 0.6),
-        ],
+        with_extra_twigs(
+            scene,
+            [
+                ("D1", 0.12, 0.30, 0.50, 0.72, "diagonal", 1.0),
+                ("D2", 0.33, 0.52, 0.45, 0.65, "diagonal", 1.0),
+                ("D3", 0.55, 0.70, 0.40, 0.55, "diagonal", 0.5),
+                ("S1", 0.08, 0.25, 0.25, 0.40, "septal", 1.0),
+                ("S2", 0.25, 0.45, 0.25, 0.38, "septal", 1.0),
+                ("S3", 0.45, 0.65, 0.22, 0.35, "septal", 0.6),
+                ("D4", 0.70, 0.82, 0.40, 0.55, "diagonal", 0.4),
+                ("S4", 0.62, 0.80, 0.25, 0.38, "septal", 0.5),
+                ("LADt1", 0.10, 0.60, 0.20, 0.30, "twig", 0.7),
+                ("LADt2", 0.78, 0.90, 0.40, 0.60, "twig", 0.8),
+                ("LADt3", 0.90, 0.97, 0.40, 0.60, "twig", 0.6),
+            ],
+            "LADt",
+        ),
     )
     dist = float(np.clip(dodge["lad_dist"], 1.2, 0.7 * d_lad))
     set_taper(scene, lad, d_lad, dist, 0.75 * lad_len, sides)
@@ -141,13 +145,17 @@ def build_left(scene: Scene, dodge: dict[str, float]) -> dict[str, float]:
     cx_sides = plan_sides(
         scene,
         lcx,
-        [
-            ("OM1", 0.15, 0.40, 0.50, 0.75, "marginal", 1.0),
-            ("OM2", 0.42, 0.65, 0.45, 0.65, "marginal", 1.0),
-            ("OM3", 0.68, 0.85, 0.40, 0.55, "marginal", 0.5),
-            ("Cxt1", 0.05, 0.40, 0.20, 0.30, "twig", 0.6),
-            ("Cxt2", 0.50, 0.95, 0.35, 0.55, "twig", 0.7),
-        ],
+        with_extra_twigs(
+            scene,
+            [
+                ("OM1", 0.15, 0.40, 0.50, 0.75, "marginal", 1.0),
+                ("OM2", 0.42, 0.65, 0.45, 0.65, "marginal", 1.0),
+                ("OM3", 0.68, 0.85, 0.40, 0.55, "marginal", 0.5),
+                ("Cxt1", 0.05, 0.40, 0.20, 0.30, "twig", 0.6),
+                ("Cxt2", 0.50, 0.95, 0.35, 0.55, "twig", 0.7),
+            ],
+            "Cxt",
+        ),
     )
     cx_end = d_cx * float(rng.uniform(0.40, 0.55))
     set_taper(scene, lcx, d_cx, cx_end, scene.length(lcx), cx_sides)
@@ -184,18 +192,22 @@ def build_right(scene: Scene, dodge: dict[str, float]) -> dict[str, float]:
     sides = plan_sides(
         scene,
         rca,
-        [
-            ("conus", 0.02, 0.06, 0.25, 0.35, "conus", 1.0),
-            ("SN", 0.05, 0.10, 0.25, 0.35, "sinus", 0.5),
-            ("RV1", 0.22, 0.38, 0.30, 0.45, "rv", 1.0),
-            ("RV2", 0.40, 0.52, 0.30, 0.45, "rv", 0.5),
-            ("AM", 0.55, min(0.7, crux - 0.06), 0.35, 0.55, "acute", 1.0),
-            ("PDA", crux - 0.03, crux, 0.50, 0.70, "pda", 1.0),
-            ("PL1", crux + 0.03, min(crux + 0.08, 0.94), 0.40, 0.60, "pl", 1.0),
-            ("PL2", min(crux + 0.09, 0.95), 0.97, 0.35, 0.50, "pl", 0.5),
-            ("RVt1", 0.12, 0.50, 0.20, 0.30, "twig", 0.7),
-            ("RVt2", 0.30, 0.60, 0.20, 0.30, "twig", 0.5),
-        ],
+        with_extra_twigs(
+            scene,
+            [
+                ("conus", 0.02, 0.06, 0.25, 0.35, "conus", 1.0),
+                ("SN", 0.05, 0.10, 0.25, 0.35, "sinus", 0.5),
+                ("RV1", 0.22, 0.38, 0.30, 0.45, "rv", 1.0),
+                ("RV2", 0.40, 0.52, 0.30, 0.45, "rv", 0.5),
+                ("AM", 0.55, min(0.7, crux - 0.06), 0.35, 0.55, "acute", 1.0),
+                ("PDA", crux - 0.03, crux, 0.50, 0.70, "pda", 1.0),
+                ("PL1", crux + 0.03, min(crux + 0.08, 0.94), 0.40, 0.60, "pl", 1.0),
+                ("PL2", min(crux + 0.09, 0.95), 0.97, 0.35, 0.50, "pl", 0.5),
+                ("RVt1", 0.12, 0.50, 0.20, 0.30, "twig", 0.7),
+                ("RVt2", 0.30, 0.60, 0.20, 0.30, "twig", 0.5),
+            ],
+            "RVt",
+        ),
     )
     end = d_rca * float(rng.uniform(0.45, 0.6))
     set_taper(scene, rca, d_rca, end, length, sides)

@@ -625,16 +625,27 @@ def power_law_texture(
     return (tex / sd if sd > 0 else tex).astype(np.float32)
 
 
+#: Amplitudes (attenuation units, times clutter) of the soft-tissue 1/f^3 texture and
+#: the 1/f^2 mottle (generator version 1's; version 2 draws its own, ImagingParams).
+TEXTURE_WEIGHTS = (0.06, 0.03)
+
+
 def texture_integral(
-    rng: np.random.Generator, H: int, W: int, lung: np.ndarray, clutter: float, mat: Materials
+    rng: np.random.Generator,
+    H: int,
+    W: int,
+    lung: np.ndarray,
+    clutter: float,
+    mat: Materials,
+    weights: tuple[float, float] = TEXTURE_WEIGHTS,
 ) -> np.ndarray:
     """Soft-tissue and lung texture (H, W) in attenuation units (2D procedural).
 
     Soft tissue: 1/f^3 texture (anatomical noise; Burgess 2001) of amplitude ~0.06 x
     clutter plus a 1/f^2 mid-scale mottle (amplitude 0.03, flat below 1/40 cycles/px:
-    overlapping soft-tissue and vessel shadows of 5-20 mm). Lung: 1/f^2.5 texture
-    (pulmonary vessels and airways) scaled by the local lung chord (mm) so it appears only
-    where there is lung. Generated at half resolution.
+    overlapping soft-tissue and vessel shadows of 5-20 mm); ``weights`` sets both. Lung:
+    1/f^2.5 texture (pulmonary vessels and airways) scaled by the local lung chord (mm) so
+    it appears only where there is lung. Generated at half resolution.
     """
     h, w = (H + 1) // 2, (W + 1) // 2
     soft = power_law_texture(rng, (h, w), 3.0, f_min=1.0 / 128)
@@ -642,7 +653,8 @@ def texture_integral(
     fine = power_law_texture(rng, (h, w), 2.5, f_min=1.0 / 64)
     lung_h = upsample(lung.astype(np.float32), h, w)
     lung_amp = 0.12 * (mat.tissue - mat.lung) * lung_h * 0.25
-    tex = clutter * (0.06 * soft + 0.03 * mid + lung_amp * np.maximum(fine, -2.5))
+    w_soft, w_mid = weights
+    tex = clutter * (w_soft * soft + w_mid * mid + lung_amp * np.maximum(fine, -2.5))
     return upsample(tex.astype(np.float32), H, W)
 
 
@@ -652,8 +664,10 @@ def chest_integral(
     mat: Materials,
     rng: np.random.Generator,
     clutter: float,
+    texture_weights: tuple[float, float] = TEXTURE_WEIGHTS,
 ) -> np.ndarray:
-    """Whole background line integral (H, W) float32 (dimensionless) for one view."""
+    """Whole background line integral (H, W) float32 (dimensionless) for one view
+    (``texture_weights``: :func:`texture_integral`'s ``weights``)."""
     chest = draw_chest(anatomy)
     H, W = rays.height, rays.width
     # Heart and diaphragm edges softened by ~4 px: cardiac and respiratory motion during
@@ -668,5 +682,6 @@ def chest_integral(
     total += upsample(spine, H, W)
     rib_integral(chest, rays, mat, total)
     if clutter > 0:
-        total += texture_integral(rng, H, W, lung_chord(chest, rays, step=4), clutter, mat)
+        lung = lung_chord(chest, rays, step=4)
+        total += texture_integral(rng, H, W, lung, clutter, mat, texture_weights)
     return total

@@ -13,7 +13,7 @@ quantum, so the noise is blurred too) -> electronic noise -> log -> display proc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import fft as sfft
@@ -129,7 +129,10 @@ def vignetting(H: int, W: int, strength: float, heel: float, heel_angle_rad: flo
 class Collimation:
     """Shutter blades: blocked width (fraction of the image side) at left, right, top,
     bottom; corner chamfer (fraction; octagonal fields as on GE systems), edge softness
-    (pixels, Gaussian sigma of the blade penumbra) and blade transmission (fraction)."""
+    (pixels, Gaussian sigma of the blade penumbra) and blade transmission (fraction).
+    ``circle`` > 0 adds a circular field (an iris, or an image intensifier's round input
+    screen) centred on the image, of radius ``circle`` times half the image's shorter
+    side (above 1 the circle is cut by the image edges)."""
 
     left: float = 0.0
     right: float = 0.0
@@ -138,13 +141,18 @@ class Collimation:
     chamfer: float = 0.0
     softness_px: float = 1.5
     transmission: float = 0.02
+    circle: float = 0.0
 
     @property
     def active(self) -> bool:
-        return max(self.left, self.right, self.top, self.bottom, self.chamfer) > 0
+        return max(self.left, self.right, self.top, self.bottom, self.chamfer, self.circle) > 0
+
+    def circle_radius_px(self, H: int, W: int) -> float:
+        """Radius (px) of the circular field in an H x W image (0: none)."""
+        return self.circle * 0.5 * min(H, W)
 
     def to_dict(self) -> dict[str, float]:
-        return {
+        d = {
             "left": self.left,
             "right": self.right,
             "top": self.top,
@@ -153,6 +161,10 @@ class Collimation:
             "softness_px": self.softness_px,
             "transmission": self.transmission,
         }
+        if self.circle > 0:
+            # Only when set: meta.json of generator version 1 stays as it was.
+            d["circle"] = self.circle
+        return d
 
 
 def _soft_step(d: np.ndarray, softness: float) -> np.ndarray:
@@ -181,6 +193,9 @@ def collimation_mask(H: int, W: int, c: Collimation) -> np.ndarray:
             np.minimum(u + (H - 1 - v) - k, (W - 1 - u) + (H - 1 - v) - k),
         ) / math.sqrt(2.0)
         d = np.minimum(d, diag)
+    if c.circle > 0:
+        r = np.hypot(u - (W - 1) / 2, v - (H - 1) / 2)
+        d = np.minimum(d, c.circle_radius_px(H, W) - r)
     step = _soft_step(d, c.softness_px)
     return (c.transmission + (1.0 - c.transmission) * step).astype(np.float32)
 
@@ -217,6 +232,9 @@ class Display:
     places the in-field median at that display value instead (clinical auto-windowing
     keeps the background mid-grey), keeping the width; ``gamma``; unsharp-mask edge
     enhancement ``unsharp_amount`` with Gaussian radius ``unsharp_sigma_px``.
+    ``shutter_level``, when set, is the display value behind the collimator
+    (:func:`black_shutter`: systems blank the shutter area, which compression would
+    otherwise lift to a grey); None leaves it as the chain makes it.
     """
 
     drc: float = 0.0
@@ -228,6 +246,15 @@ class Display:
     gamma: float = 1.0
     unsharp_amount: float = 0.0
     unsharp_sigma_px: float = 4.0
+    shutter_level: float | None = None
+
+    def to_dict(self) -> dict[str, float | None]:
+        """JSON-ready dict; ``shutter_level`` only when set (meta.json of generator
+        version 1 stays as it was)."""
+        d = asdict(self)
+        if self.shutter_level is None:
+            d.pop("shutter_level")
+        return d
 
 
 def display_transform(
@@ -268,6 +295,24 @@ def display_transform(
         )
         x = x + disp.unsharp_amount * (x - smooth)
     return np.clip(x, 0.0, 1.0).astype(np.float32), (lo, hi)
+
+
+def black_shutter(
+    x01: np.ndarray, transmission_map: np.ndarray, c: Collimation, level: float
+) -> np.ndarray:
+    """Blank the collimator's shadow of a display image (H, W) in [0, 1]: behind the
+    blades (``transmission_map`` from :func:`collimation_mask`) the image is scaled so
+    its median reads ``level`` (its noise scaled alike; never brightened: where the
+    chain already left it darker, it stays), blended over the blade penumbra; the field
+    is unchanged."""
+    t = c.transmission
+    w = np.clip((transmission_map - t) / max(1.0 - t, 1e-6), 0.0, 1.0)
+    behind = w < 0.5
+    if not behind.any():
+        return x01
+    ref = max(float(np.median(x01[behind])), 1e-3)
+    dark = x01 * min(1.0, level / ref)
+    return np.clip(w * x01 + (1.0 - w) * dark, 0.0, 1.0).astype(np.float32)
 
 
 def quantise(x01: np.ndarray, bits_stored: int) -> np.ndarray:

@@ -1,9 +1,11 @@
 """The synthetic angiography engine: one seed in, one case folder with truth out.
 
-Each case is a pure function of (GENERATOR_VERSION, seed): all randomness comes from a
+Each case is a pure function of (generator version, seed): all randomness comes from a
 numpy Generator seeded with both, so the same seed gives byte-identical files for a given
-engine version. ``synthesise(out_dir, count, seed)`` writes cases with seeds
-seed, seed + 1, ..., seed + count - 1 as folders ``case_<seed>``.
+version. ``synthesise(out_dir, count, seed, version=...)`` writes cases with seeds
+seed, seed + 1, ..., seed + count - 1 as folders ``case_<seed>``. The versions and their
+distributions are :mod:`angio_deploy.synth.profiles`; the default, version 1, is the one
+every published number was measured on.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +31,22 @@ from angio_deploy.stitching import union_tubes
 
 from .anatomy import generate_anatomy
 from .model import Anatomy, SegmentOfInterest, Vessel
+from .profiles import GENERATOR_VERSION, GENERATOR_VERSIONS, GeneratorProfile, generator_profile
 from .truth import Rings, lumen_mask, ring_mesh, segment_rings, segment_slice
 from .views import ViewSpec, draw_view_pair
-from .xray import draw_imaging_params, render_view
+from .xray import ImagingParams, draw_imaging_params, render_view
 
 log = logging.getLogger(__name__)
 
-#: Bump whenever the files written for a seed change.
-GENERATOR_VERSION = "1"
+__all__ = [
+    "GENERATOR_VERSION",
+    "GENERATOR_VERSIONS",
+    "SynthCase",
+    "case_rng",
+    "generate_case",
+    "synthesise",
+    "write_case",
+]
 #: Margin (pixels) the segment of interest keeps from the image border in both views.
 BORDER_MARGIN_PX = 24.0
 #: The segment's projected length must be at least this share of its true length
@@ -70,15 +80,17 @@ class SynthCase:
     side_rings: list[Rings]
     masks: tuple[np.ndarray, np.ndarray]
     meta: dict[str, Any] = field(default_factory=dict)
+    version: str = GENERATOR_VERSION
 
     @property
     def case_id(self) -> str:
         return f"case_{self.seed:07d}"
 
 
-def case_rng(seed: int) -> np.random.Generator:
-    """The generator of case ``seed`` (depends on the engine version too)."""
-    return np.random.default_rng(np.random.SeedSequence([int(GENERATOR_VERSION), int(seed)]))
+def case_rng(seed: int, version: str | int | None = None) -> np.random.Generator:
+    """The generator of case ``seed`` of generator ``version`` (None: the default)."""
+    key = generator_profile(version).seed_key
+    return np.random.default_rng(np.random.SeedSequence([key, int(seed)]))
 
 
 def _segment_points(anatomy: Anatomy, soi: SegmentOfInterest) -> np.ndarray:
@@ -132,19 +144,46 @@ def _overlap(anatomy: Anatomy, g: ViewGeometry) -> dict[str, float]:
     return {"overlap_fraction": float(covered.mean())}
 
 
+def _fit_circular_field(params: ImagingParams, spec: ViewSpec, anatomy: Anatomy) -> ImagingParams:
+    """Widen a circular field of view until every segment of interest lies inside it by
+    :data:`BORDER_MARGIN_PX`, as the rectangular image border is checked (the operator
+    keeps the segment in the field); other parameters unchanged, no random draw."""
+    c = params.collimation
+    if c.circle <= 0:
+        return params
+    g = spec.true
+    H, W = g.height, g.width
+    need = 0.0
+    for soi in (anatomy.soi, *anatomy.side_sois):
+        uv = g.project(_segment_points(anatomy, soi))
+        r = np.hypot(uv[:, 0] - (W - 1) / 2, uv[:, 1] - (H - 1) / 2)
+        need = max(need, float(r.max()) + BORDER_MARGIN_PX)
+    circle = need / (0.5 * min(H, W))
+    if circle <= c.circle:
+        return params
+    return replace(params, collimation=replace(c, circle=circle))
+
+
 def _click(rng: np.random.Generator, uv: np.ndarray) -> list[float]:
     noise = np.clip(rng.normal(0.0, CLICK_NOISE_PX, 2), -3 * CLICK_NOISE_PX, 3 * CLICK_NOISE_PX)
     return [round(float(x), 1) for x in uv + noise]
 
 
-def generate_case(seed: int, *, size: int | None = None) -> SynthCase:
-    """Generate synthetic case ``seed`` in memory (see module docstring)."""
-    rng = case_rng(seed)
+def generate_case(
+    seed: int, *, size: int | None = None, version: str | int | None = None
+) -> SynthCase:
+    """Generate synthetic case ``seed`` of generator ``version`` ("1", "2"; None: the
+    default, :data:`GENERATOR_VERSION`) in memory (see module docstring). ``size``
+    forces the image side (px) instead of drawing it."""
+    profile: GeneratorProfile = generator_profile(version)
+    rng = case_rng(seed, profile.version)
     for _attempt in range(20):
-        anatomy = generate_anatomy(rng)
+        anatomy = generate_anatomy(rng, params=profile.anatomy)
         soi_vessel = anatomy.vessels[anatomy.soi.vessel]
         for _ in range(20):
-            specs = draw_view_pair(rng, anatomy.tree, soi_vessel.name, size=size)
+            specs = draw_view_pair(
+                rng, anatomy.tree, soi_vessel.name, size=size, ranges=profile.views
+            )
             if _views_acceptable(anatomy, specs):
                 break
         else:
@@ -156,7 +195,8 @@ def generate_case(seed: int, *, size: int | None = None) -> SynthCase:
     rendered = []
     params_all = []
     for spec in specs:
-        params = draw_imaging_params(rng)
+        params = draw_imaging_params(rng, ranges=profile.imaging)
+        params = _fit_circular_field(params, spec, anatomy)
         params_all.append(params)
         rendered.append(render_view(anatomy, spec.true, params, rng))
 
@@ -200,6 +240,7 @@ def generate_case(seed: int, *, size: int | None = None) -> SynthCase:
         rings=rings,
         side_rings=side_rings,
         masks=masks,  # type: ignore[arg-type]
+        version=profile.version,
     )
     case.meta = _meta(case, params_all, rendered)
     return case
@@ -220,7 +261,7 @@ def _meta(case: SynthCase, params_all, rendered) -> dict[str, Any]:
     v = a.vessels[a.soi.vessel]
     return {
         "generator": "angio-deploy synth",
-        "generator_version": GENERATOR_VERSION,
+        "generator_version": case.version,
         "package_version": __version__,
         "seed": case.seed,
         "tree": a.tree,
@@ -288,13 +329,16 @@ def write_case(case: SynthCase, case_dir: str | Path) -> Path:
                 spec.header,
                 bits_stored=case.bits_stored[k],
                 transfer_syntax=case.transfer_syntax,
-                uid_seed=f"angio-deploy-synth-{GENERATOR_VERSION}-{case.seed}-{spec.name}",
+                uid_seed=f"angio-deploy-synth-{case.version}-{case.seed}-{spec.name}",
                 metadata={"PatientID": case.case_id, "PatientName": "Synthetic^Case"},
             )
             views.append({"image": name, "soi": case.soi_points[k]})
         doc: dict[str, Any] = {"format": "angio-case/1", "id": case.case_id, "views": views}
         if case.side_points:
             doc["side_branches"] = [{"views": pv} for pv in case.side_points]
+        if case.version != "1":
+            # Provenance for later versions only: version-1 folders stay byte-identical.
+            doc["generator"] = {"name": "angio-deploy synth", "version": case.version}
         (tmp / "case.json").write_text(dumps(doc), encoding="utf-8")
 
         truth = tmp / "truth"
@@ -334,9 +378,9 @@ def joined_truth_mesh(case: SynthCase) -> tuple[np.ndarray, np.ndarray]:
     return joined.vertices, joined.faces
 
 
-def _one(args: tuple[int, str, int | None]) -> str:
-    seed, out_dir, size = args
-    case = generate_case(seed, size=size)
+def _one(args: tuple[int, str, int | None, str]) -> str:
+    seed, out_dir, size, version = args
+    case = generate_case(seed, size=size, version=version)
     return str(write_case(case, Path(out_dir) / case.case_id))
 
 
@@ -369,8 +413,10 @@ def synthesise(
     size: int | None = None,
     workers: int = 1,
     progress: ProgressCallback | None = None,
+    version: str | int | None = None,
 ) -> list[Path]:
-    """Write ``count`` cases (seeds seed .. seed + count - 1) under ``out_dir``.
+    """Write ``count`` cases (seeds seed .. seed + count - 1) of generator ``version``
+    (None: the default, "1") under ``out_dir``.
 
     Arguments are checked before anything is written. ``workers`` > 1 uses that many
     processes. ``progress(done, total)`` is called after each case.
@@ -381,9 +427,13 @@ def synthesise(
         raise InputError(f"must be a non-negative integer, got {seed!r}", field="seed")
     if size not in (None, 512, 1024):
         raise InputError(f"must be 512 or 1024, got {size!r}", field="size")
+    try:
+        profile = generator_profile(version)
+    except ValueError as exc:
+        raise InputError(str(exc), field="version") from None
     out = check_output_dir(out_dir, overwrite=overwrite)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(seed + i, str(out), size) for i in range(count)]
+    jobs = [(seed + i, str(out), size, profile.version) for i in range(count)]
     paths: list[Path] = []
     if workers <= 1 or count <= 1:
         for job in jobs:
@@ -396,5 +446,7 @@ def synthesise(
                 paths.append(Path(p))
                 if progress:
                     progress(len(paths), count)
-    log.info("wrote %d synthetic cases under %s", len(paths), out)
+    log.info(
+        "wrote %d synthetic cases (generator version %s) under %s", len(paths), profile.version, out
+    )
     return paths

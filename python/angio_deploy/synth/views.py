@@ -58,6 +58,44 @@ OFFSET_ERROR_MAX_MM = 5.0
 
 
 @dataclass(frozen=True)
+class ViewRanges:
+    """Image size and detector field-of-view distributions (pixels, mm); the defaults
+    are generator version 1's (:mod:`angio_deploy.synth.profiles`).
+
+    One uniform draw u picks the size: 1024 px when u < ``large_share``, a side drawn in
+    ``small_size_px`` (even, inclusive) when u < ``large_share + small_share``, else
+    512 px. The square detector field of view is drawn in ``fov_mm``, ``fov_small_mm``
+    or ``fov_large_mm`` by size class (None: ``fov_mm``), so vessel widths in pixels stay
+    in range at every size.
+    """
+
+    large_share: float = LARGE_IMAGE_SHARE
+    small_share: float = 0.0
+    small_size_px: tuple[int, int] = (300, 400)
+    fov_mm: tuple[float, float] = FOV_RANGE_MM
+    fov_small_mm: tuple[float, float] | None = None
+    fov_large_mm: tuple[float, float] | None = None
+
+    def draw_size(self, rng: np.random.Generator) -> int:
+        """Image side (px) of one case."""
+        u = rng.random()
+        if u < self.large_share:
+            return 1024
+        if u < self.large_share + self.small_share:
+            lo, hi = self.small_size_px
+            return 2 * int(rng.integers(lo // 2, hi // 2 + 1))
+        return 512
+
+    def fov_for(self, size: int) -> tuple[float, float]:
+        """Field-of-view range (mm) for an image of ``size`` px."""
+        if size < 512 and self.fov_small_mm is not None:
+            return self.fov_small_mm
+        if size > 512 and self.fov_large_mm is not None:
+            return self.fov_large_mm
+        return self.fov_mm
+
+
+@dataclass(frozen=True)
 class ViewSpec:
     """One view: projection name, true and header geometry, and the header error applied."""
 
@@ -110,14 +148,22 @@ def _uniform(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
 
 
 def draw_view_pair(
-    rng: np.random.Generator, tree: str, vessel_name: str, *, size: int | None = None
+    rng: np.random.Generator,
+    tree: str,
+    vessel_name: str,
+    *,
+    size: int | None = None,
+    ranges: ViewRanges | None = None,
 ) -> tuple[ViewSpec, ViewSpec]:
     """Draw two views for a vessel of ``tree`` ("left"/"right"), at least 30 degrees apart.
 
-    ``size`` forces the image size in pixels (square); by default 512, sometimes 1024.
+    ``size`` forces the image size in pixels (square); by default it is drawn from
+    ``ranges`` (None: version 1's, 512 px and sometimes 1024).
     """
+    ranges = ranges or ViewRanges()
     if size is None:
-        size = 1024 if rng.random() < LARGE_IMAGE_SHARE else 512
+        size = ranges.draw_size(rng)
+    fov_range = ranges.fov_for(size)
     for _ in range(100):
         projections = _draw_pair(rng, tree, vessel_name)
         nominal = []
@@ -127,7 +173,7 @@ def draw_view_pair(
             b = _uniform(rng, pb) + float(rng.normal(0.0, JITTER_DEG / 2))
             sid = _uniform(rng, SID_RANGE_MM)
             sod = min(_uniform(rng, SOD_RANGE_MM), sid - 150.0)
-            spacing = _uniform(rng, FOV_RANGE_MM) / size
+            spacing = _uniform(rng, fov_range) / size
             # DICOM DS values carry 16 characters; round so headers hold them exactly.
             nominal.append(
                 (round(a, 2), round(b, 2), round(sid, 1), round(sod, 1), round(spacing, 6))

@@ -38,7 +38,7 @@ import numpy as np
 from angio_deploy import kernels
 from angio_deploy.geometry.view import ViewGeometry
 from angio_deploy.synth import detector as det
-from angio_deploy.synth.background import Materials, Rays, chest_integral
+from angio_deploy.synth.background import TEXTURE_WEIGHTS, Materials, Rays, chest_integral
 from angio_deploy.synth.model import Anatomy, Vessel
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,8 @@ class ImagingParams:
     ``focal_spot_mm`` nominal focal spot size; ``detector_psf_px`` PSF width (sigma for
     "gaussian", scale for "exponential") in pixels; ``vignetting``/``heel`` fractional
     losses; ``clutter`` scales the background texture (0: none); ``spr`` scatter-to-primary
-    ratio; ``electronic_noise`` counts (sd). The switches ``quantum_noise``, ``blur`` and
+    ratio; ``electronic_noise`` counts (sd); ``texture_weights`` the soft-tissue texture
+    amplitudes (``background.texture_integral``). The switches ``quantum_noise``, ``blur`` and
     ``background`` exist for tests (an ideal image: :meth:`ideal`).
     """
 
@@ -112,6 +113,7 @@ class ImagingParams:
     blur: bool = True
     background: bool = True
     unattenuated_line_integral: float = 4.0  # background L used when background is off
+    texture_weights: tuple[float, float] = TEXTURE_WEIGHTS
 
     @classmethod
     def ideal(cls, **overrides: Any) -> ImagingParams:
@@ -135,8 +137,47 @@ class ImagingParams:
         """JSON-ready dict (nested dataclasses as dicts)."""
         d = asdict(self)
         d["collimation"] = self.collimation.to_dict()
-        d["display"] = asdict(self.display)
+        d["display"] = self.display.to_dict()
+        if self.texture_weights == TEXTURE_WEIGHTS:
+            # Only when changed: meta.json of generator version 1 stays as it was.
+            d.pop("texture_weights")
+        else:
+            d["texture_weights"] = list(self.texture_weights)
         return d
+
+
+@dataclass(frozen=True)
+class ImagingRanges:
+    """Ranges :func:`draw_imaging_params` draws from; the defaults are generator version
+    1's (:mod:`angio_deploy.synth.profiles`). Uniform unless named otherwise.
+
+    ``iodine_mg_ml`` lumen iodine concentration (mgI/ml); ``fill_artery`` its share in
+    arteries; ``spr`` scatter-to-primary ratio; ``window_margin`` display window widening
+    (fraction of its width, each side); ``window_level`` in-field median display value;
+    ``counts_behind_patient`` quanta per pixel (log-uniform); ``clutter`` background
+    texture scale. Version-2 additions, drawn only when set (so version 1 draws what it
+    always drew): ``circular_share`` of views with a circular field of radius
+    ``circle_radius`` (times half the image side; blades then open); ``shutter_level``
+    display value range behind the collimator (None: as the display chain leaves it);
+    ``catheter_unfilled_share`` of views whose catheter holds blood or saline, not
+    contrast (fill 0-0.15). ``unsharp_amount``/``unsharp_sigma_px`` the edge
+    enhancement of the 80 % of views that have it; ``texture_weights`` fixed.
+    """
+
+    iodine_mg_ml: tuple[float, float] = (120.0, 320.0)
+    fill_artery: tuple[float, float] = (0.55, 1.0)
+    spr: tuple[float, float] = (0.3, 1.2)
+    window_margin: tuple[float, float] = (0.3, 0.5)
+    window_level: tuple[float, float] = (0.4, 0.48)
+    counts_behind_patient: tuple[float, float] = (130.0, 650.0)
+    clutter: tuple[float, float] = (0.3, 1.6)
+    circular_share: float = 0.0
+    circle_radius: tuple[float, float] = (1.0, 1.0)
+    shutter_level: tuple[float, float] | None = None
+    catheter_unfilled_share: float = 0.0
+    unsharp_amount: tuple[float, float] = (0.2, 1.0)
+    unsharp_sigma_px: tuple[float, float] = (2.0, 8.0)
+    texture_weights: tuple[float, float] = TEXTURE_WEIGHTS
 
 
 @dataclass(frozen=True)
@@ -157,12 +198,14 @@ class RenderedView:
 
 
 def draw_imaging_params(
-    rng: np.random.Generator, *, bits_stored: int | None = None
+    rng: np.random.Generator,
+    *,
+    bits_stored: int | None = None,
+    ranges: ImagingRanges | None = None,
 ) -> ImagingParams:
     """Draw one view's imaging parameters, from easy (high dose, dense contrast, little
-    clutter) to hard.
-
-    Ranges and reasons:
+    clutter) to hard. ``ranges`` (None: generator version 1's) holds the ranges that
+    differ between generator versions; the version-1 values and their reasons:
 
     * Effective energy 50-65 keV (cardiac cine runs at 70-90 kVp with Cu filtration).
       Iodine concentration in the lumen 120-320 mgI/ml (300-370 mgI/ml contrast diluted
@@ -183,8 +226,9 @@ def draw_imaging_params(
       masking 0.2-1.0 (sigma 2-8 px) in 80 % of views.
     * 8 bits stored in 80 % of views, 12 in 20 % (both occur in real XA files).
     """
+    r = ranges or ImagingRanges()
     energy = rng.uniform(50.0, 65.0)
-    conc_mg_ml = rng.uniform(120.0, 320.0)
+    conc_mg_ml = rng.uniform(*r.iodine_mg_ml)
     mu_i = conc_mg_ml / 1000.0 * mass_attenuation("iodine", energy) / 10.0
     if bits_stored is None:
         bits_stored = 8 if rng.random() < 0.8 else 12
@@ -206,19 +250,20 @@ def draw_imaging_params(
         drc_sigma_px=float(rng.uniform(20.0, 50.0)),
         window_lo_q=float(rng.uniform(0.002, 0.01)),
         window_hi_q=float(rng.uniform(0.99, 0.998)),
-        window_margin=float(rng.uniform(0.3, 0.5)),
-        window_level=float(rng.uniform(0.4, 0.48)),
+        window_margin=float(rng.uniform(*r.window_margin)),
+        window_level=float(rng.uniform(*r.window_level)),
         gamma=float(rng.uniform(0.9, 1.12)),
-        unsharp_amount=float(rng.uniform(0.2, 1.0)) if rng.random() < 0.8 else 0.0,
-        unsharp_sigma_px=float(rng.uniform(2.0, 8.0)),
+        unsharp_amount=float(rng.uniform(*r.unsharp_amount)) if rng.random() < 0.8 else 0.0,
+        unsharp_sigma_px=float(rng.uniform(*r.unsharp_sigma_px)),
     )
-    return ImagingParams(
+    n_lo, n_hi = r.counts_behind_patient
+    params = ImagingParams(
         energy_kev=float(energy),
         mu_iodine_per_mm=float(mu_i),
-        fill_artery=float(rng.uniform(0.55, 1.0)),
+        fill_artery=float(rng.uniform(*r.fill_artery)),
         fill_catheter=float(rng.uniform(0.85, 1.0)),
         catheter_wall_mu_per_mm=float(rng.uniform(0.02, 0.08)),
-        counts_behind_patient=float(np.exp(rng.uniform(np.log(130.0), np.log(650.0)))),
+        counts_behind_patient=float(np.exp(rng.uniform(np.log(n_lo), np.log(n_hi)))),
         focal_spot_mm=float(rng.uniform(0.3, 1.0)),
         detector_psf="gaussian" if rng.random() < 0.7 else "exponential",
         detector_psf_px=float(rng.uniform(0.5, 1.0)),
@@ -226,12 +271,33 @@ def draw_imaging_params(
         heel=float(rng.uniform(0.0, 0.08)),
         heel_angle_rad=float(rng.uniform(0.0, 2 * math.pi)),
         collimation=coll,
-        clutter=float(rng.uniform(0.3, 1.6)),
-        spr=float(rng.uniform(0.3, 1.2)),
+        clutter=float(rng.uniform(*r.clutter)),
+        spr=float(rng.uniform(*r.spr)),
         electronic_noise=float(rng.uniform(0.5, 3.0)),
         display=disp,
         bits_stored=int(bits_stored),
+        texture_weights=r.texture_weights,
     )
+    return _version2_draws(rng, r, params)
+
+
+def _version2_draws(
+    rng: np.random.Generator, r: ImagingRanges, params: ImagingParams
+) -> ImagingParams:
+    """The draws generator version 2 adds, after all of version 1's (none with version
+    1's ranges): circular field, black shutter, unfilled catheter."""
+    if r.circular_share > 0 and rng.random() < r.circular_share:
+        c = params.collimation
+        # A round field: the blades open (their edges would lie in the dark corners).
+        circ = replace(c, left=0.0, right=0.0, top=0.0, bottom=0.0, chamfer=0.0)
+        circ = replace(circ, circle=float(rng.uniform(*r.circle_radius)))
+        params = replace(params, collimation=circ)
+    if r.shutter_level is not None:
+        disp = replace(params.display, shutter_level=float(rng.uniform(*r.shutter_level)))
+        params = replace(params, display=disp)
+    if r.catheter_unfilled_share > 0 and rng.random() < r.catheter_unfilled_share:
+        params = replace(params, fill_catheter=float(rng.uniform(0.0, 0.15)))
+    return params
 
 
 # -- rendering ---------------------------------------------------------------------------
@@ -311,7 +377,7 @@ def render_view(
 
     # 1. line integrals
     if params.background:
-        L_bg = chest_integral(anatomy, rays, mat, rng, params.clutter)
+        L_bg = chest_integral(anatomy, rays, mat, rng, params.clutter, params.texture_weights)
     else:
         L_bg = np.full((H, W), params.unattenuated_line_integral, dtype=np.float32)
     L_v, soi_chord = vessel_line_integral(anatomy, geometry, params)
@@ -352,6 +418,8 @@ def render_view(
     # 6. log, display, quantisation
     log_img = np.log(np.maximum(counts, 0.5)).astype(np.float32)
     disp01, (lo, hi) = det.display_transform(log_img, field_mask, params.display)
+    if params.display.shutter_level is not None and params.collimation.active:
+        disp01 = det.black_shutter(disp01, coll, params.collimation, params.display.shutter_level)
     stored = det.quantise(disp01, params.bits_stored)
     image = (stored.astype(np.float32) / float((1 << params.bits_stored) - 1)).astype(np.float32)
 
