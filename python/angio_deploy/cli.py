@@ -115,10 +115,35 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def _reconstructor(args: argparse.Namespace):
+    """The Reconstructor that the shared reconstruction options ask for."""
+    from .api import Reconstructor
+
+    return Reconstructor(
+        args.segmenter,
+        provider=args.provider,
+        surface=False if args.no_refine else None,
+        models_dir=args.models_dir,
+    )
+
+
+def _batch_options(args: argparse.Namespace, **more: Any):
+    """BatchOptions from the shared reconstruction options, plus a command's own."""
+    from .batch import BatchOptions
+
+    return BatchOptions(
+        segmenter=args.segmenter,
+        provider=args.provider,
+        refine_geometry=not args.no_geometry_refinement,
+        refine_surface=not args.no_refine,
+        models_dir=args.models_dir,
+        **more,
+    )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .api import Reconstructor
     from .io.output_dir import check_output_dir
 
     out = Path(args.out) if args.out else Path(args.case_dir) / "out"
@@ -129,12 +154,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.verbose:
             print(f"{stage:<14} {1e3 * seconds:8.1f} ms", file=sys.stderr)
 
-    rec = Reconstructor(
-        args.segmenter,
-        provider=args.provider,
-        surface=False if args.no_refine else None,
-        models_dir=args.models_dir,
-    )
+    rec = _reconstructor(args)
     result = rec.reconstruct(
         args.case_dir,
         refine_geometry=not args.no_geometry_refinement,
@@ -184,7 +204,6 @@ SUMMARY_METRICS = (
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import csv
 
-    from .api import Reconstructor
     from .evaluate import evaluate_cases
 
     def progress(done: int, total: int, name: str) -> None:
@@ -192,18 +211,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"\r{done}/{total} {name}", end="" if done < total else "\n", file=sys.stderr)
 
     if args.workers or args.scheduler:
-        from .batch import BatchOptions
         from .evaluate import evaluate_cohort
 
         _quiet_dask(args)
 
-        options = BatchOptions(
-            segmenter=args.segmenter,
-            provider=args.provider,
-            refine_geometry=not args.no_geometry_refinement,
-            refine_surface=not args.no_refine,
-            models_dir=args.models_dir,
-        )
+        options = _batch_options(args)
         res = evaluate_cohort(
             args.cases_dir,
             options,
@@ -215,12 +227,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             progress=progress,
         )
     else:
-        rec = Reconstructor(
-            args.segmenter,
-            provider=args.provider,
-            surface=False if args.no_refine else None,
-            models_dir=args.models_dir,
-        )
+        rec = _reconstructor(args)
         res = evaluate_cases(
             args.cases_dir,
             rec,
@@ -264,7 +271,7 @@ def _quiet_dask(args: argparse.Namespace) -> None:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import BatchOptions, run_batch
+    from .batch import run_batch
     from .errors import EX_USAGE
 
     for flag, value, least in (("--workers", args.workers, 0), ("--threads", args.threads, 1)):
@@ -283,15 +290,11 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         line = f"\r[{bar}] {done}/{total} {record['status']:<7} {record['case'][-40:]:<40}"
         print(line, end=end, file=sys.stderr, flush=True)
 
-    options = BatchOptions(
-        segmenter=args.segmenter,
-        provider=args.provider,
-        refine_geometry=not args.no_geometry_refinement,
-        refine_surface=not args.no_refine,
+    options = _batch_options(
+        args,
         force=args.force,
         intra_op_threads=args.threads,
         skip_failed_branches=args.skip_failed_branches,
-        models_dir=args.models_dir,
     )
     res = run_batch(
         args.cases_dir,

@@ -39,6 +39,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 from scipy.stats import chi2
+from skimage.measure import block_reduce
 from skimage.morphology import skeletonize
 
 from angio_deploy.geometry import ViewGeometry, fundamental_matrix
@@ -111,7 +112,7 @@ def _reduce(img: np.ndarray, f: int) -> np.ndarray:
     if f == 1:
         return img
     h, w = (img.shape[0] // f) * f, (img.shape[1] // f) * f
-    return img[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+    return block_reduce(img[:h, :w], (f, f), np.mean)
 
 
 def _neighbours(skel: np.ndarray) -> np.ndarray:
