@@ -151,3 +151,35 @@ def test_concurrent_writers_both_succeed_and_leave_a_complete_result(tmp_path: P
     tag = json.loads(Path(out, "report.json").read_text())["tag"]
     assert tag in "ab" and Path(out, "mesh.ply").read_text() == f"{tag}14"
     assert _hidden(tmp_path) == []
+
+
+def test_new_temporary_folder_is_never_seen_unheld(tmp_path: Path, monkeypatch) -> None:
+    """Regression (CI): a second writer's recover() ran between the first writer's mkdir
+    and its lock, took the fresh folder for a dead run's and deleted it under it."""
+    import threading
+
+    from angio_deploy.io import atomic
+
+    out = tmp_path / "out"
+    made = atomic._make_temp_dir
+    other_done = threading.Event()
+
+    def make_then_let_another_writer_clean_up(final: Path) -> Path:
+        tmp = made(final)
+
+        def other_writer() -> None:
+            with atomic._Flock(final.parent):  # what a concurrent atomic_output_dir does
+                recover(final)
+            other_done.set()
+
+        threading.Thread(target=other_writer, daemon=True).start()
+        # The parent lock is still held here, so the other writer must wait for it.
+        assert not other_done.wait(0.3)
+        return tmp
+
+    monkeypatch.setattr(atomic, "_make_temp_dir", make_then_let_another_writer_clean_up)
+    with atomic_output_dir(out) as tmp:
+        assert other_done.wait(10)  # it ran once we held our own folder's lock
+        assert tmp.is_dir()
+        (tmp / "report.json").write_text(json.dumps({"format": REPORT_FORMAT}))
+    assert is_result_dir(out)

@@ -251,9 +251,16 @@ def atomic_output_dir(
     with _Flock(final.parent):
         recover(final)
         _check_target(final, overwrite, check)
-    tmp = _make_temp_dir(final)
+        # Created and locked under the parent lock: recover() runs only under that lock,
+        # so another writer can never see this folder unheld and take it for a dead run's.
+        tmp = _make_temp_dir(final)
+        try:
+            tmp_lock = _Flock(tmp)
+        except BaseException:
+            _remove_tree(tmp)
+            raise
     try:
-        with _Flock(tmp):
+        with tmp_lock:
             yield tmp
             with _Flock(final.parent):
                 recover(final)
