@@ -1,13 +1,16 @@
 """Build the segmenter's data cache from engine seeds (or case folders).
 
     python -m training.build_seg_data --out data_cache/seg \
-        --train-seeds 0:2000 --val-seeds 1000000:1000200 [--workers 2] [--size 512]
+        --train-seeds 0:2000 --val-seeds 1000000:1000200 [--workers 2] [--size 512] \
+        [--generator-version 2]
 
 writes ``OUT/train`` and ``OUT/val`` (see :mod:`training.segmenter.cache`). Seeds are
 ``first:stop`` ranges (comma-separated ranges allowed); they must lie in the engine's
 train / val splits (:mod:`angio_deploy.synth.splits`) so no test seed is ever trained on.
 ``--train-cases DIR`` / ``--val-cases DIR`` read case folders (each sub-folder with a
-``case.json`` and ``truth/``) instead.
+``case.json`` and ``truth/``) instead. ``--generator-version`` picks the engine version the
+seeds are generated with (default 1, the version of the test split and every published
+number); it is recorded in each cache's meta.json.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from angio_deploy.synth.versions import GENERATOR_VERSION, GENERATOR_VERSIONS
 from training.segmenter.cache import build_cache
 
 log = logging.getLogger("training.build_seg_data")
@@ -91,6 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "OUT/train gets SOI tasks of images 1-30, OUT/val the benchmark tasks of 31-40",
     )
     ap.add_argument("--real-tasks", type=int, default=40, help="tasks per training image")
+    ap.add_argument(
+        "--generator-version",
+        choices=GENERATOR_VERSIONS,
+        default=GENERATOR_VERSION,
+        help=f"engine version for seed caches (default {GENERATOR_VERSION})",
+    )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--any-split", action="store_true", help="skip the seed split check (tests)")
@@ -99,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     provenance = {"command": " ".join(sys.argv)} if argv is None else None
     if args.real is not None:
+        if args.generator_version != GENERATOR_VERSION:
+            ap.error("--generator-version applies to seeds, not to --real")
         from training.segmenter.real_tasks import BENCH_TASKS_PER_IMAGE, TRAIN_IDS, VAL_IDS
 
         for name, ids, n in (
@@ -112,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 provenance=provenance,
             )
         return 0
+    if args.generator_version != GENERATOR_VERSION and (
+        args.train_cases is not None or args.val_cases is not None
+    ):
+        ap.error("--generator-version applies to seeds, not to --train-cases/--val-cases")
     jobs = []
     for name in ("train", "val"):
         seeds, cases = getattr(args, f"{name}_seeds"), getattr(args, f"{name}_cases")
@@ -130,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             overwrite=args.overwrite,
             provenance=provenance,
+            generator_version=args.generator_version if seeds is not None else None,
         )
     return 0
 

@@ -64,12 +64,18 @@ class CaseRecord:
     samples: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray, bool]]
 
 
-def record_from_seed(seed: int, size: int | None = None, include_side: bool = True) -> CaseRecord:
-    """Generate case ``seed`` in memory and render a separate mask per segment."""
+def record_from_seed(
+    seed: int,
+    size: int | None = None,
+    include_side: bool = True,
+    version: str | int | None = None,
+) -> CaseRecord:
+    """Generate case ``seed`` of generator ``version`` (None: the engine's default) in
+    memory and render a separate mask per segment."""
     from angio_deploy.synth.engine import generate_case
     from angio_deploy.synth.truth import lumen_mask, segment_slice
 
-    case = generate_case(int(seed), size=size)
+    case = generate_case(int(seed), size=size, version=version)
     a = case.anatomy
     segments = [a.soi, *(a.side_sois if include_side else [])]
     pieces = [segment_slice(a.vessels[s.vessel], s.s_start_mm, s.s_end_mm) for s in segments]
@@ -161,7 +167,7 @@ def record_from_real(
     return CaseRecord(f"real:{image_id}", -1, [stored], [8], False, samples)
 
 
-def _seed_job(args: tuple[int, int | None, bool]) -> CaseRecord:
+def _seed_job(args: tuple[int, int | None, bool, str | None]) -> CaseRecord:
     return record_from_seed(*args)
 
 
@@ -177,6 +183,7 @@ def _records(
     include_side: bool,
     workers: int,
     real: tuple[Path, Sequence[int], int] | None = None,
+    version: str | None = None,
 ) -> Iterable[CaseRecord]:
     if real is not None:
         real_dir, ids, per_image = real
@@ -184,7 +191,7 @@ def _records(
             yield record_from_real(real_dir, int(i), tasks_per_image=per_image)
         return
     if seeds is not None:
-        fn, jobs = _seed_job, [(int(s), size, include_side) for s in seeds]
+        fn, jobs = _seed_job, [(int(s), size, include_side, version) for s in seeds]
     else:
         fn, jobs = _folder_job, [str(p) for p in case_dirs or ()]
     if workers <= 1 or len(jobs) <= 1:
@@ -208,17 +215,26 @@ def build_cache(
     progress_every: int = 100,
     provenance: dict[str, Any] | None = None,
     real: tuple[str | Path, Sequence[int], int] | None = None,
+    generator_version: str | int | None = None,
 ) -> Path:
     """Build a cache from engine ``seeds``, from ``case_dirs``, or from ``real`` = (a
     real-image folder with full-tree masks, image ids, tasks per image): exactly one.
+    ``generator_version`` is the engine version the seeds are generated with (None: the
+    engine's default); meta.json records it for seed caches (null for the others, whose
+    pixels are not generated here).
 
     Written into a hidden temporary sibling and swapped into place when complete, so an
     interrupted build leaves no half cache. Returns the cache folder.
     """
     from angio_deploy import __version__
     from angio_deploy.io.atomic import atomic_output_dir
-    from angio_deploy.synth.engine import GENERATOR_VERSION
+    from angio_deploy.synth.engine import GENERATOR_VERSION, GENERATOR_VERSIONS
 
+    version = GENERATOR_VERSION if generator_version is None else str(generator_version)
+    if version not in GENERATOR_VERSIONS:
+        raise ValueError(f"generator version {version!r} not in {GENERATOR_VERSIONS}")
+    if generator_version is not None and seeds is None:
+        raise ValueError("generator_version applies to seed caches only")
     if sum(x is not None for x in (seeds, case_dirs, real)) != 1:
         raise ValueError("give exactly one of seeds, case_dirs and real")
     if real is not None:
@@ -244,6 +260,7 @@ def build_cache(
                     include_side=include_side,
                     workers=workers,
                     real=real,
+                    version=version,
                 )
             ):
                 first_view = len(v_seed)
@@ -288,7 +305,7 @@ def build_cache(
             "format": "angio-deploy-seg-cache",
             "cache_version": CACHE_VERSION,
             "source": "seeds" if seeds is not None else "case_folders" if real is None else "real",
-            "generator_version": GENERATOR_VERSION,
+            "generator_version": version if seeds is not None else None,
             "package_version": __version__,
             "size": size,
             "include_side_branches": include_side if seeds is not None else False,
