@@ -91,6 +91,21 @@ def test_case_discovery_and_output_paths(tmp_path: Path) -> None:
     )
 
 
+def test_case_discovery_follows_linked_case_folders_once(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    for name in ("x", "y"):
+        (store / name / "truth").mkdir(parents=True)
+        (store / name / "case.json").write_text("{}")
+    cohort = tmp_path / "cohort"
+    cohort.mkdir()
+    (cohort / "first").symlink_to(store / "x", target_is_directory=True)
+    (cohort / "group").mkdir()
+    (cohort / "group" / "second").symlink_to(store / "y", target_is_directory=True)
+    (cohort / "group" / "loop").symlink_to(cohort, target_is_directory=True)  # no endless walk
+    found = find_case_dirs(cohort, require_truth=True)
+    assert [p.relative_to(cohort).as_posix() for p in found] == ["first", "group/second"]
+
+
 def test_evaluate_command_on_a_scheduler(
     cohort: Path, tmp_path: Path, scheduler: str, capsys
 ) -> None:

@@ -7,6 +7,7 @@ subfolders never share a result folder -- or to ``CASE/out`` without an out root
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,10 +77,18 @@ def find_case_dirs(cases_dir: str | Path, *, require_truth: bool = False) -> lis
     if not root.is_dir():
         raise InputNotFoundError("cases folder does not exist", source=str(root))
     found = []
-    for p in root.rglob("case.json"):
-        case = p.parent
-        rel = case.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
+    seen: set[str] = set()
+    # Symlinked case folders count (a cohort is often a folder of links to the cases);
+    # a link back up the tree is visited once, not followed round in a loop.
+    for here, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(here)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        case = Path(here)
+        if "case.json" not in files:
             continue
         if require_truth and not (case / "truth").is_dir():
             continue
