@@ -114,24 +114,24 @@ def closed_tube(vertices: np.ndarray, n_around: int = N_AROUND) -> tuple[np.ndar
 
 def union_tubes(tubes: Sequence[np.ndarray], n_around: int = N_AROUND) -> JoinedMesh:
     """Boolean union of ring-mesh tubes (each (R * n_around, 3) mm, tube_mesh's vertex
-    order), each closed first (:func:`closed_pieces`). Raises :class:`StitchError` when the
+    order), each closed first (:func:`closed_tube`). Raises :class:`StitchError` when the
     result is not a valid non-empty manifold."""
     import manifold3d as m3
 
     solids = []
     for v in tubes:
-        for pv, pf in [closed_tube(v, n_around)]:
-            solids.append(
-                m3.Manifold(
-                    m3.Mesh(
-                        vert_properties=np.ascontiguousarray(pv, dtype=np.float32),
-                        tri_verts=np.ascontiguousarray(pf, dtype=np.uint32),
-                    )
+        pv, pf = closed_tube(v, n_around)
+        solids.append(
+            m3.Manifold(
+                m3.Mesh(
+                    vert_properties=np.ascontiguousarray(pv, dtype=np.float32),
+                    tri_verts=np.ascontiguousarray(pf, dtype=np.uint32),
                 )
             )
+        )
     for k, s in enumerate(solids):
         if s.status() != m3.Error.NoError:
-            raise StitchError(f"tube piece {k} is not a closed manifold: {s.status().name}")
+            raise StitchError(f"tube {k} is not a closed manifold: {s.status().name}")
     joined = solids[0]
     for s in solids[1:]:
         joined = joined + s

@@ -8,9 +8,13 @@ import pytest
 from angio_deploy import kernels
 from angio_deploy.pipeline.branches import (
     ATTACH_BLEND_MM,
+    BifurcationDirections,
+    angle_confidence,
     attach,
     bifurcation_angle_deg,
+    bifurcation_directions,
     bifurcation_report,
+    direction_conditioning,
     nearest_on_polyline,
 )
 from angio_deploy.pipeline.qca import branch_qca
@@ -101,3 +105,119 @@ def test_bifurcation_report_reference_diameters() -> None:
     assert ref["side"] == pytest.approx(1.6, abs=1e-6)
     assert rep["angle_deg"] == pytest.approx(np.degrees(np.arctan2(20, 10)), abs=0.01)
     assert rep["attachment"]["rings_inside_main"] == att.inner_rings
+
+
+# -- how well the views determine the angle -------------------------------------------
+
+
+def two_views():
+    """Two views 90 degrees apart (LAO 45 / RAO 45), both aimed at the isocenter."""
+    from angio_deploy.geometry import ViewGeometry
+
+    a = ViewGeometry.from_angles(45, 0, 1000, 750, (0.3, 0.3), 512, 512)
+    b = ViewGeometry.from_angles(-45, 0, 1000, 750, (0.3, 0.3), 512, 512)
+    return a, b
+
+
+def test_direction_side_on_in_both_views_is_well_conditioned() -> None:
+    a, b = two_views()
+    # The patient's head-foot axis is perpendicular to both rays (no cranial angulation).
+    axial = np.array([0.0, 0.0, 1.0])
+    c = direction_conditioning(np.zeros(3), axial, 10.0, (a.P, b.P))
+    assert c.foreshortening == pytest.approx((1.0, 1.0), abs=1e-6)
+    assert c.epipolar_angle_deg == pytest.approx(90.0, abs=0.1)
+    # 1 px at each end of a ~44 px chord, in two perpendicular planes: ~1.8 degrees each.
+    assert 0.5 < c.sigma_deg < 5.0
+
+
+def test_direction_along_a_ray_is_foreshortened_and_in_the_epipolar_plane() -> None:
+    a, b = two_views()
+    along_b = b.direction
+    c = direction_conditioning(np.zeros(3), along_b, 10.0, (a.P, b.P))
+    assert c.foreshortening[1] == pytest.approx(0.0, abs=1e-6)
+    assert c.foreshortening[0] == pytest.approx(1.0, abs=1e-6)
+    # Every ray of view b lies in the epipolar plane of the point: the two back-projected
+    # planes coincide.
+    assert c.epipolar_angle_deg < 1.0
+
+
+def test_direction_in_the_epipolar_plane_is_ill_conditioned() -> None:
+    a, b = two_views()
+    # Both sources and the isocenter lie in the axial plane: a direction in it, seen side on
+    # by both views, still lies in the epipolar plane, where its 2D directions do not fix it.
+    in_plane = (a.direction + b.direction) / np.linalg.norm(a.direction + b.direction)
+    c = direction_conditioning(np.zeros(3), in_plane, 10.0, (a.P, b.P))
+    assert min(c.foreshortening) > 0.6
+    assert c.epipolar_angle_deg < 1.0
+    assert c.sigma_deg > 30.0
+    tilted = in_plane + np.array([0.0, 0.0, 1.0])
+    c2 = direction_conditioning(np.zeros(3), tilted / np.linalg.norm(tilted), 10.0, (a.P, b.P))
+    assert c2.epipolar_angle_deg > 30.0 and c2.sigma_deg < c.sigma_deg / 5
+
+
+def test_sigma_falls_with_the_chord_length() -> None:
+    a, b = two_views()
+    d = np.array([0.3, 0.2, 1.0]) / np.linalg.norm([0.3, 0.2, 1.0])
+    s5 = direction_conditioning(np.zeros(3), d, 5.0, (a.P, b.P)).sigma_deg
+    s10 = direction_conditioning(np.zeros(3), d, 10.0, (a.P, b.P)).sigma_deg
+    assert s10 == pytest.approx(s5 / 2, rel=0.02)
+
+
+def test_angle_confidence_flags_an_end_on_view_and_a_distant_branch_start() -> None:
+    a, b = two_views()
+    axial = np.array([0.0, 0.0, 1.0])
+    # The side branch leaves at 45 degrees, out of the axial (epipolar) plane.
+    side = np.array([1.0, 0.0, 1.0]) / np.sqrt(2.0)
+    side_on = BifurcationDirections(np.zeros(3), axial, side, 10.0, 10.0)
+    ok = angle_confidence(
+        side_on, (a.P, b.P), main_radius_mm=1.5, side_radius_mm=0.8, attach_distance_mm=0.5
+    )
+    assert not ok["low_confidence"] and ok["reasons"] == []
+    assert ok["angle_sigma_deg"] < 10.0
+    assert ok["angle_sigma_deg"] == pytest.approx(
+        np.hypot(ok["main"]["sigma_deg"], ok["side"]["sigma_deg"])
+    )
+    end_on = BifurcationDirections(np.zeros(3), b.direction, axial, 10.0, 10.0)
+    bad = angle_confidence(
+        end_on, (a.P, b.P), main_radius_mm=1.5, side_radius_mm=0.8, attach_distance_mm=0.5
+    )
+    assert bad["low_confidence"]
+    assert len(bad["reasons"]) == 1 and "view b sees the main end-on" in bad["reasons"][0]
+    far = angle_confidence(
+        side_on, (a.P, b.P), main_radius_mm=1.5, side_radius_mm=0.8, attach_distance_mm=4.0
+    )
+    assert far["low_confidence"] and "outside its 1.5 mm radius" in far["reasons"][0]
+
+
+def test_bifurcation_directions_chords_and_their_lengths() -> None:
+    main = line([0, 0, 0], [0, 0, 40])
+    side = line([0, 0, 20], [30, 0, 20])
+    d = bifurcation_directions(main, side, distance_mm=10.0)
+    np.testing.assert_allclose(d.junction_mm, [0, 0, 20], atol=1e-9)
+    np.testing.assert_allclose(d.main, [0, 0, 1], atol=1e-9)
+    np.testing.assert_allclose(d.side, [1, 0, 0], atol=1e-9)
+    assert (d.main_chord_mm, d.side_chord_mm) == pytest.approx((10.0, 10.0))
+    assert d.angle_deg == pytest.approx(90.0)
+    # 4 mm of main left distal of the junction: the chord stops at the main's end.
+    short = bifurcation_directions(main, line([0, 0, 36], [30, 0, 36]), distance_mm=10.0)
+    assert short.main_chord_mm == pytest.approx(4.0)
+
+
+def test_bifurcation_report_carries_the_angle_confidence(caplog) -> None:
+    a, b = two_views()
+    centres = line([0, 0, -20], [0, 0, 20])
+    main = segment(centres, 1.5)
+    main.geometries = (a, b)
+    # The side branch leaves along view b's ray: view b sees it end-on.
+    br = segment(line([0, 0, 0], 25 * b.direction), 0.8, "branch_1")
+    moved, att = attach(main, br)
+    qm = branch_qca(main.centreline_mm, main.radius_mm)
+    qb = branch_qca(moved.centreline_mm, moved.radius_mm, branch="branch_1")
+    with caplog.at_level("WARNING"):
+        rep = bifurcation_report(main, moved, qm, qb, att)
+    assert rep["angle_deg"] == pytest.approx(90.0, abs=0.5)
+    assert rep["angle_low_confidence"] is True
+    assert "side branch end-on" in rep["angle_low_confidence_reasons"][0]
+    assert set(rep["angle_conditioning"]) == {"main", "side"}
+    assert rep["angle_conditioning"]["side"]["foreshortening"][1] < 0.05
+    assert "low confidence" in caplog.text

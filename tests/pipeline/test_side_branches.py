@@ -92,6 +92,13 @@ def test_outputs_and_their_scores(reconstruction, branch_case, tmp_path) -> None
     assert row["ASSD_joined"] < 2.5
     assert abs(row["bifurcation_angle_error"]) < 15.0
     assert row["MAE_shape"] <= row["MAE"]
+    # The angle's confidence is reported, and evaluation reads the flag from the report.
+    bif = rep["qca"]["bifurcations"][0]
+    assert bif["angle_distance_mm"] == 10.0 and 0.0 <= bif["angle_sigma_deg"] <= 90.0
+    assert bif["angle_low_confidence"] == bool(bif["angle_low_confidence_reasons"])
+    assert row["bifurcation_angle_low_confidence"] == float(bif["angle_low_confidence"])
+    if not bif["angle_low_confidence"]:
+        assert row["bifurcation_angle_error_confident"] == row["bifurcation_angle_error"]
 
 
 def broken_branch(src: Path, dst: Path) -> Path:

@@ -183,7 +183,15 @@ def evaluate_case(
     return row
 
 
-_JOINED_KEYS = ("ASSD_joined", "HD95_joined", "Dice_joined", "Dice_main", "bifurcation_angle_error")
+_JOINED_KEYS = (
+    "ASSD_joined",
+    "HD95_joined",
+    "Dice_joined",
+    "Dice_main",
+    "bifurcation_angle_error",
+    "bifurcation_angle_error_confident",
+    "bifurcation_angle_low_confidence",
+)
 
 
 def ring_centres(vertices: np.ndarray) -> np.ndarray:
@@ -198,7 +206,11 @@ def _joined_metrics(pred_dir: Path, truth_dir: Path, views, pv, tv) -> dict[str,
     main mesh against the silhouette of the truth's main mesh (the same views), for the
     comparison "joined Dice vs main Dice"; ``bifurcation_angle_error`` (degrees),
     predicted minus true angle (:func:`~angio_deploy.pipeline.branches.
-    bifurcation_angle_deg` on both), mean over the branches."""
+    bifurcation_angle_deg` on both: one definition, one chord length), mean over the
+    branches; ``bifurcation_angle_low_confidence``, the share of those branches whose
+    angle report.json flags ``angle_low_confidence``, and
+    ``bifurcation_angle_error_confident``, the error over the branches not flagged
+    (NaN where every one is, or the report carries no flag)."""
     out = dict.fromkeys(_JOINED_KEYS, NAN)
     truth_joined = truth_dir / "mesh_joined.ply"
     if not truth_joined.exists():
@@ -213,7 +225,8 @@ def _joined_metrics(pred_dir: Path, truth_dir: Path, views, pv, tv) -> dict[str,
         d = surface_distances((jv, jf), (tjv, tjf))
         out["ASSD_joined"], out["HD95_joined"] = d["ASSD"], d["HD95"]
         out["Dice_joined"] = mean_overlap(jv, jf, [(v.P, v.mask) for v in views])["Dice"]
-    errors = []
+    errors, flags = [], []
+    low = _angle_flags(pred_dir / "report.json")
     main_p, main_t = ring_centres(pv), ring_centres(tv)
     for k, side in enumerate(sorted(truth_dir.glob("side_*.ply"), key=_side_index), start=1):
         branch = pred_dir / f"branch_{k}.ply"
@@ -222,9 +235,30 @@ def _joined_metrics(pred_dir: Path, truth_dir: Path, views, pv, tv) -> dict[str,
         a_p = bifurcation_angle_deg(main_p, ring_centres(read_ply(branch)[0]))
         a_t = bifurcation_angle_deg(main_t, ring_centres(read_ply(side)[0]))
         errors.append(a_p - a_t)
+        flags.append(low.get(f"branch_{k}"))
     if errors:
         out["bifurcation_angle_error"] = float(np.mean(errors))
+        if all(f is not None for f in flags):
+            out["bifurcation_angle_low_confidence"] = float(np.mean(flags))
+            confident = [e for e, f in zip(errors, flags, strict=True) if not f]
+            if confident:
+                out["bifurcation_angle_error_confident"] = float(np.mean(confident))
     return out
+
+
+def _angle_flags(report_path: Path) -> dict[str, bool]:
+    """Branch name -> its bifurcation's ``angle_low_confidence`` in report.json (branches
+    without the flag, e.g. results written before it existed, are left out)."""
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    bifs = (report.get("qca") or {}).get("bifurcations") or []
+    return {
+        b["branch"]: bool(b["angle_low_confidence"])
+        for b in bifs
+        if isinstance(b, dict) and "branch" in b and "angle_low_confidence" in b
+    }
 
 
 def _side_index(path: Path) -> int:
