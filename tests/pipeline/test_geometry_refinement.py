@@ -95,3 +95,67 @@ def test_posterior_is_tighter_than_the_prior_in_observable_directions() -> None:
     prior = np.radians(PRIOR_ANGLE_DEG) ** 2 * 3 + PRIOR_SHIFT_MM**2 * 3
     assert res.covariance.shape == (6, 6)
     assert np.trace(res.covariance) < prior
+
+
+def _two_segments(a: ViewGeometry, b: ViewGeometry, shift_b2_px: np.ndarray):
+    """Two segments seen exactly, except that the second one's 2D centreline and end
+    points in view B lie ``shift_b2_px`` off (traced on a neighbouring vessel)."""
+    X = _curve()
+    Y = np.stack([X[:, 1] * 0.8 + 5, -X[:, 0] * 0.6, X[:, 2] * 0.5 + 10], 1)
+    la1, lb1 = a.project(X), b.project(X)
+    la2, lb2 = a.project(Y), b.project(Y) + shift_b2_px
+    ends_a = np.concatenate([la1[[0, -1]], la2[[0, -1]]])
+    ends_b = np.concatenate([lb1[[0, -1]], lb2[[0, -1]]])
+    return ends_a, ends_b, [(la1, lb1), (la2, lb2)]
+
+
+def test_a_correction_one_wrong_segment_wants_is_rejected() -> None:
+    """Exact geometry, one segment traced 12 px off in view B: moving B explains that
+    segment significantly better but makes the right one fit worse, so the header is
+    kept by the consistency test (the likelihood-ratio test alone would apply it)."""
+    a = ViewGeometry.from_angles(35, 25, 1000, 750, (0.3, 0.3), 512, 512)
+    b = ViewGeometry.from_angles(-30, 30, 1000, 750, (0.3, 0.3), 512, 512)
+    ends_a, ends_b, curves = _two_segments(a, b, np.array([0.0, 12.0]))
+    res = refine_view_b(a, b, ends_a, ends_b, curves)
+    assert res.test["significant"] and not res.test["consistent"]
+    assert res.test["worst_group_rise"] > res.test["rise_threshold"]
+    assert not res.applied and "inconsistent" in res.reason
+    assert res.geometry_b is b
+
+
+def test_gross_outliers_weigh_logarithmically() -> None:
+    """The tests' misfit is Gaussian for residuals within the noise and grows only
+    logarithmically beyond: one segment 20 px off is no significant evidence."""
+    from angio_deploy.pipeline.geometry_refinement import ROBUST_SCALE, _cauchy
+
+    z = np.array([0.1, 0.5, 10.0, 100.0])
+    m = _cauchy(z)
+    assert np.allclose(m[:2], z[:2] ** 2, rtol=0.05)
+    assert m[2] < 0.2 * z[2] ** 2 and m[3] < 3.0 * m[2]  # 10x the residual, < 3x the misfit
+    assert ROBUST_SCALE > 1.0
+    a = ViewGeometry.from_angles(35, 25, 1000, 750, (0.3, 0.3), 512, 512)
+    b = ViewGeometry.from_angles(-30, 30, 1000, 750, (0.3, 0.3), 512, 512)
+    ends_a, ends_b, curves = _two_segments(a, b, np.array([0.0, 20.0]))
+    res = refine_view_b(a, b, ends_a, ends_b, curves)
+    assert not res.applied
+
+
+def test_header_error_seen_by_every_segment_is_still_corrected() -> None:
+    """The consistency test does not block a real header error, which every segment's
+    correspondences see alike."""
+    a = ViewGeometry.from_angles(35, 25, 1000, 750, (0.3, 0.3), 512, 512)
+    b_true = ViewGeometry.from_angles(-30, 30, 1000, 750, (0.3, 0.3), 512, 512)
+    ends_a, ends_b, curves = _two_segments(a, b_true, np.zeros(2))
+    seen = 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        rot = Rotation.from_rotvec(np.radians(rng.normal(0, 0.8, 3))).as_matrix()
+        shift = rng.normal(0, 2.0, 3)
+        b_header = b_true.moved(rot.T, -rot.T @ shift)
+        res = refine_view_b(a, b_header, ends_a, ends_b, curves)
+        if res.residual_px_before < 0.3:
+            continue  # an error in directions these correspondences cannot see
+        seen += 1
+        assert res.applied and res.test["consistent"]
+        assert res.residual_px_after < 0.1 * res.residual_px_before
+    assert seen >= 4
