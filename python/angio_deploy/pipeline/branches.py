@@ -11,10 +11,10 @@ out of the main tube. The union itself is :func:`angio_deploy.stitching.union_tu
 Bifurcation angle: between the distal main centreline and the side branch, each as the
 chord from the junction to the point :data:`ANGLE_DISTANCE_MM` further along it (the
 usual 3D-QCA definition, less sensitive to the junction's own shape than tangents). The
-chord's direction error falls as 1 / length: over 5 mm a 1 px error at its end already
-turns it by ~5 degrees at the usual pixel size, so the chord is 10 mm, the shortest side
-branch the synthetic cases hold. Prediction and truth use the same function
-(:func:`bifurcation_angle_deg`).
+chord's direction error falls as 1 / length: 1 px (~0.3 mm at the vessel) at its end
+turns a 5 mm chord by ~3.5 degrees, and the angle takes the errors of two chords, so the
+chord is 10 mm, the shortest side-branch segment the synthetic cases hold. Prediction
+and truth use the same function (:func:`bifurcation_angle_deg`).
 
 How well two views determine each direction (:func:`direction_conditioning`): a
 direction is known from its two projections, each defining a plane through its view's
