@@ -235,29 +235,25 @@ def refine_view_b(
         R, t = _transform(p)
         return _residuals(a.P, b.moved(R, t).P, ends_a, ends_b, prepared)
 
-    def scaled(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Noise-scaled data residuals (unit variance if the sigmas are right) and the
-        weight of each (a curve's samples share its effective count)."""
-        r_e, r_c = residuals(p)
-        z = np.concatenate([r_e / CLICK_SIGMA_PX, *(r / CURVE_SIGMA_PX for r in r_c)])
-        w = np.concatenate(
-            [np.ones(len(r_e)), *(np.full(len(r), wc) for wc, r in zip(w_curves, r_c, strict=True))]
-        )
-        return z, w
+    # Groups of evidence for the consistency test: each point correspondence, each curve.
+    n_pts = len(ends_a)
+    bounds = np.cumsum([0, *([1] * n_pts), *n_curves])
+    # Per residual: its weight (a curve's samples share its effective count) and sigma.
+    weight = np.concatenate(
+        [np.ones(n_pts), *(np.full(n, w) for n, w in zip(n_curves, w_curves, strict=True))]
+    )
+    sig_w = np.concatenate([np.full(n_pts, CLICK_SIGMA_PX), np.full(sum(n_curves), CURVE_SIGMA_PX)])
+    sig_w = sig_w / weight
 
     def data(p: np.ndarray) -> np.ndarray:
-        """Weighted noise-scaled residuals, for least squares."""
-        z, w = scaled(p)
-        return w * z
+        """Noise-scaled, weighted data residuals (unit variance if the sigmas are right)."""
+        r_e, r_c = residuals(p)
+        return np.concatenate([r_e, *r_c]) / sig_w
 
     def misfit(p: np.ndarray) -> np.ndarray:
-        """Per-residual robust misfit (Cauchy), weighted: the tests' log-likelihood."""
-        z, w = scaled(p)
-        return w**2 * _cauchy(z)
-
-    # Groups of evidence for the consistency test: each point correspondence, each curve.
-    sizes = [1] * len(ends_a) + [len(c[2]) + len(c[3]) for c in prepared]
-    bounds = np.cumsum([0, *sizes])
+        """Per-residual robust misfit (Cauchy) of the noise-scaled residuals, weighted:
+        the tests' negative log-likelihood (``data(p)**2`` where residuals are small)."""
+        return weight**2 * _cauchy(data(p) / weight)
 
     def mean_px(p: np.ndarray) -> float:
         r_e, r_c = residuals(p)
@@ -353,7 +349,6 @@ def refine_view_b(
     stat = (chi2_header - chi2_fit) / scale
     # Consistency: the misfit increase of each group, of all points, of all curves.
     rise = np.array([m_fit[i:j].sum() - m_header[i:j].sum() for i, j in pairwise(bounds)])
-    n_pts = len(ends_a)
     worst_rise = float(max(rise.max(), rise[:n_pts].sum(), rise[n_pts:].sum())) / scale
     rise_threshold = float(chi2.ppf(SIGNIFICANCE, 1))
     consistent = worst_rise <= rise_threshold
