@@ -69,6 +69,19 @@ log = logging.getLogger(__name__)
 SEGMENTERS = ("network", "frangi")
 
 
+def bifurcation_warnings(bifurcations: list[dict[str, Any]]) -> list[str]:
+    """One report warning per bifurcation whose angle is flagged low confidence
+    (``angle_low_confidence`` in report.json's ``qca.bifurcations``), naming the branch,
+    the angle (degrees) and why: the flag marks the gross failures the angle's sigma does
+    not predict, so a reader of the report alone must see it."""
+    return [
+        f"{b['branch']}: the bifurcation angle ({b['angle_deg']:.0f} deg) is low confidence: "
+        + "; ".join(b["angle_low_confidence_reasons"])
+        for b in bifurcations
+        if b.get("angle_low_confidence")
+    ]
+
+
 class CancelToken:
     """Cancels a run from another thread: :meth:`cancel` sets it, the run checks it
     between stages and raises :class:`~angio_deploy.errors.Cancelled` (exit 130, never
@@ -505,6 +518,7 @@ class Reconstructor:
         ]
         for b in branches:
             report["warnings"].extend(b.warnings)
+        report["warnings"].extend(bifurcation_warnings(bifurcations))
         for s in skipped:
             report["warnings"].append(f"{s.name} left out (--skip-failed-branches): {s.reason}")
         if joined is not None:

@@ -14,9 +14,10 @@ from PIL import Image
 
 from angio_deploy.api import Reconstructor
 from angio_deploy.cli import main
+from angio_deploy.curves import arc_lengths
 from angio_deploy.errors import InputError
 from angio_deploy.io.mesh_io import read_ply
-from angio_deploy.metrics.case import evaluate_case
+from angio_deploy.metrics.case import evaluate_case, load_truth_views, ring_centres
 from angio_deploy.pipeline.segmenters import OracleSegmenter
 from angio_deploy.synth.engine import generate_case, write_case
 
@@ -99,6 +100,35 @@ def test_outputs_and_their_scores(reconstruction, branch_case, tmp_path) -> None
     assert row["bifurcation_angle_low_confidence"] == float(bif["angle_low_confidence"])
     if not bif["angle_low_confidence"]:
         assert row["bifurcation_angle_error_confident"] == row["bifurcation_angle_error"]
+
+
+def test_a_low_confidence_angle_is_a_report_warning(branch_case, reconstruction, tmp_path) -> None:
+    # The branch's start clicked 5 mm into the branch (the true side-branch centreline
+    # projected with the true matrices): its triangulated start lies outside the main
+    # lumen, one of the two failures that flag the angle.
+    case = Path(
+        shutil.copytree(branch_case, tmp_path / "case", ignore=shutil.ignore_patterns("out"))
+    )
+    side = ring_centres(read_ply(case / "truth" / "side_0.ply")[0])
+    s = arc_lengths(side)
+    x = np.append([np.interp(5.0, s, side[:, k]) for k in range(3)], 1.0)
+    doc = json.loads((case / "case.json").read_text())
+    for k, view in enumerate(load_truth_views(case / "truth")):
+        u = view.P @ x
+        doc["side_branches"][0]["views"][k]["start"] = [float(c) for c in u[:2] / u[2]]
+    (case / "case.json").write_text(json.dumps(doc))
+    r = Reconstructor(oracle(branch_case), surface=False).reconstruct(case)
+    bif = r.report["qca"]["bifurcations"][0]
+    reasons = bif["angle_low_confidence_reasons"]
+    assert bif["angle_low_confidence"] and any("outside its" in x for x in reasons)
+    flagged = [w for w in r.report["warnings"] if "bifurcation angle" in w]
+    assert len(flagged) == 1 and flagged[0].startswith("branch_1: ")
+    assert f"({bif['angle_deg']:.0f} deg)" in flagged[0]
+    assert all(x in flagged[0] for x in reasons)
+    # The unmodified case's angle is not flagged, and its report warns of nothing about it.
+    base = reconstruction.report
+    assert not base["qca"]["bifurcations"][0]["angle_low_confidence"]
+    assert not any("bifurcation angle" in w for w in base["warnings"])
 
 
 def broken_branch(src: Path, dst: Path) -> Path:
