@@ -198,6 +198,7 @@ SUMMARY_METRICS = (
     "Dice_joined",
     "Dice_main",
     "bifurcation_angle_error",
+    "bifurcation_angle_error_confident",
 )
 
 
@@ -240,11 +241,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
     summ = res["summary"]
     print(f"{res['n_cases']} cases, {res['failed']} failed")
-    print(f"{'metric':<24} {'mean':>9} {'median':>9} {'p95':>9} {'n':>5}")
+    width = max(map(len, SUMMARY_METRICS))
+    print(f"{'metric':<{width}} {'mean':>9} {'median':>9} {'p95':>9} {'n':>5}")
     for m in SUMMARY_METRICS:
         if m in summ:
             s = summ[m]
-            print(f"{m:<24} {s['mean']:9.4f} {s['median']:9.4f} {s['p95']:9.4f} {s['n']:5d}")
+            print(f"{m:<{width}} {s['mean']:9.4f} {s['median']:9.4f} {s['p95']:9.4f} {s['n']:5d}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"cases": res["cases"], "summary": summ}, fh, indent=2, default=float)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from angio_deploy.cli import main
+from angio_deploy.metrics.case import summarise
 from angio_deploy.synth.engine import generate_case, write_case
 
 pytest.importorskip("skimage")
@@ -45,6 +46,39 @@ def test_evaluate_writes_json_and_csv(cases, tmp_path, capsys) -> None:
         rows = list(csv.DictReader(fh))
     assert [r["case"] for r in rows] == [r["case"] for r in doc["cases"]]
     assert (tmp_path / "outs" / ok[0]["case"] / "mesh.ply").is_file()
+
+
+def test_summary_table_lists_the_confident_angle_error(monkeypatch, tmp_path, capsys) -> None:
+    # The table's rows come from the summary evaluate computed; two branch cases, one of
+    # whose angles was flagged, so the confident error is over one case only.
+    import angio_deploy.evaluate as evaluate
+
+    rows = [
+        {"case": "a", "MAE": 0.3, "bifurcation_angle_error": 24.0},
+        {
+            "case": "b",
+            "MAE": 0.5,
+            "bifurcation_angle_error": -2.0,
+            "bifurcation_angle_error_confident": -2.0,
+        },
+    ]
+    summ = summarise(rows)
+
+    def fake(*args, **kwargs):
+        return {"cases": rows, "summary": summ, "n_cases": 2, "failed": 0}
+
+    monkeypatch.setattr(evaluate, "evaluate_cases", fake)
+    assert main(["evaluate", str(tmp_path), "--segmenter", "frangi", "-q"]) == 0
+    table = {ln.split()[0]: ln.split()[1:] for ln in capsys.readouterr().out.splitlines()[2:]}
+    assert set(table) == {"MAE", "bifurcation_angle_error", "bifurcation_angle_error_confident"}
+    s = summ["bifurcation_angle_error_confident"]
+    assert table["bifurcation_angle_error_confident"] == [
+        f"{s['mean']:.4f}",
+        f"{s['median']:.4f}",
+        f"{s['p95']:.4f}",
+        "1",
+    ]
+    assert table["bifurcation_angle_error"][-1] == "2"
 
 
 def test_evaluate_missing_folder(capsys, tmp_path) -> None:
