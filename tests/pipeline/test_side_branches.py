@@ -70,8 +70,19 @@ def test_joined_mesh_is_watertight_and_attached(reconstruction) -> None:
     _, _, d = nearest_on_polyline(r.result.centreline_mm, r.branches[0].centreline_mm[0])
     assert d < 1e-6
     assert 0 < bif["angle_deg"] < 180
-    ref = bif["reference_diameter_mm"]
-    assert ref["side"] < max(ref["proximal_main"], ref["distal_main"])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect (issue 13): on a short side branch (10 mm here) the side reference "
+    "diameter is read where the branch still merges with the main lumen: 2.6-3.6 mm against "
+    "the true 1.6 mm (which of the two depends on whether geometry refinement is applied)",
+)
+def test_side_reference_diameter_of_a_short_branch(reconstruction, branch_case) -> None:
+    meta = json.loads((branch_case / "truth" / "meta.json").read_text())
+    true_side = 2.0 * float(np.median(meta["side_branches"][0]["reference_radius_mm"]))
+    ref = reconstruction.report["qca"]["bifurcations"][0]["reference_diameter_mm"]
+    assert abs(ref["side"] - true_side) < 0.25 * true_side
 
 
 def test_outputs_and_their_scores(reconstruction, branch_case, tmp_path) -> None:
