@@ -97,3 +97,19 @@ def test_writer_validates_shapes(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="ellipse"):
         write_centreline_csv(tmp_path / "c.csv", pts, radius, ellipse=np.ones((5, 2)))
     assert not (tmp_path / "c.csv").exists()
+
+
+def test_our_own_uncertainty_column_reads_back_without_a_warning(tmp_path: Path, caplog) -> None:
+    from angio_deploy.io.centreline_csv import UNCERTAINTY_COLUMN
+
+    p = write_centreline_csv(
+        tmp_path / "c.csv",
+        np.zeros((3, 3)),
+        np.ones(3),
+        extra={UNCERTAINTY_COLUMN: np.array([0.5, 1.0, 2.0]), "note": np.zeros(3)},
+    )
+    with caplog.at_level("WARNING"):
+        c = read_centreline_csv(p)
+    assert len(c) == 3
+    assert UNCERTAINTY_COLUMN not in caplog.text  # angio-deploy's own column
+    assert "'note'" in caplog.text  # anything else is still reported

@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 BASE_COLUMNS = ("ring", "x_mm", "y_mm", "z_mm", "radius_mm")
 ELLIPSE_COLUMNS = ("a_mm", "b_mm", "angle_rad")
+#: The ring's 3D position uncertainty, 95 % bound (mm), that a run writes (also in the VTP).
+UNCERTAINTY_COLUMN = "uncertainty95_mm"
+#: Further columns angio-deploy itself writes: read back without complaint, not parsed.
+KNOWN_EXTRA_COLUMNS = (UNCERTAINTY_COLUMN,)
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,7 +124,7 @@ def _column_index(path: Path, header: list[str]) -> tuple[dict[str, int], bool]:
     for c in present:
         index[c] = names.index(c)
     for name in names:
-        if name not in index:
+        if name not in index and name not in KNOWN_EXTRA_COLUMNS:
             log.warning("%s: unknown column %r ignored", path, name)
     return index, bool(present)
 

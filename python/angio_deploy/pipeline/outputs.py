@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 from angio_deploy import kernels
 from angio_deploy.errors import OutputError
 from angio_deploy.io.atomic import atomic_output_dir, atomic_write_text
-from angio_deploy.io.centreline_csv import write_centreline_csv
+from angio_deploy.io.centreline_csv import UNCERTAINTY_COLUMN, write_centreline_csv
 from angio_deploy.io.jsonio import dumps
 from angio_deploy.io.mesh_io import write_ply, write_stl, write_vtp
 from angio_deploy.io.output_dir import check_output_dir
@@ -30,9 +30,6 @@ from angio_deploy.topology import N_AROUND, ring_faces
 
 from .qca import BranchQCA, branch_qca, diameter_plot, qca_csv
 from .result import MIResult
-
-#: centreline.csv / .vtp column: the ring's 3D position uncertainty, 95 % bound (mm).
-UNCERTAINTY_COLUMN = "uncertainty95_mm"
 
 
 def overlay(
