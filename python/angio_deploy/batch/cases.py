@@ -86,7 +86,7 @@ def find_case_dirs(cases_dir: str | Path, *, require_truth: bool = False) -> lis
             dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
         case = Path(here)
         if "case.json" not in files:
             continue

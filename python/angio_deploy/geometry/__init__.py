@@ -8,7 +8,7 @@ from .pair import (
     epipolar_distances,
     fundamental_matrix,
 )
-from .view import ViewGeometry, carm_rotation, separation_angle_deg
+from .view import ViewGeometry, carm_rotation, separation_angle_deg, source_of
 
 __all__ = [
     "MIN_SEPARATION_DEG",
@@ -20,4 +20,5 @@ __all__ = [
     "epipolar_distances",
     "fundamental_matrix",
     "separation_angle_deg",
+    "source_of",
 ]

@@ -40,7 +40,8 @@ def carm_rotation(primary_deg: float, secondary_deg: float) -> np.ndarray:
     return _rz(math.radians(primary_deg)) @ _rx(-math.radians(secondary_deg))
 
 
-def _null_vector(P: np.ndarray) -> np.ndarray:
+def source_of(P: np.ndarray) -> np.ndarray:
+    """X-ray source (mm, world frame) of a 3x4 projection matrix: its null vector."""
     M = P[:, :3]
     return -np.linalg.solve(M, P[:, 3])
 
@@ -166,7 +167,7 @@ class ViewGeometry:
     @property
     def source_mm(self) -> np.ndarray:
         """X-ray source position in the world frame (mm): the null vector of P."""
-        return _null_vector(self.matrix)
+        return source_of(self.matrix)
 
     @property
     def direction(self) -> np.ndarray:

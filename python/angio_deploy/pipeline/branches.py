@@ -38,7 +38,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from angio_deploy import kernels
 from angio_deploy.curves import arc_lengths
+from angio_deploy.geometry import source_of
 from angio_deploy.topology import N_AROUND
 
 from .geometry_refinement import CURVE_SIGMA_PX
@@ -240,17 +242,6 @@ class DirectionConditioning:
         }
 
 
-def _null_vector(P: np.ndarray) -> np.ndarray:
-    _, _, vt = np.linalg.svd(P)
-    c = vt[-1]
-    return c[:3] / c[3]
-
-
-def _project(P: np.ndarray, X: np.ndarray) -> np.ndarray:
-    h = P @ np.append(X, 1.0)
-    return h[:2] / h[2]
-
-
 def _plane_normal(P: np.ndarray, x0: np.ndarray, phi: float) -> np.ndarray:
     """Unit normal of the plane through the source of P that projects onto the image line
     through x0 (px) at angle phi (rad): the back-projection P^T l of that line l."""
@@ -277,9 +268,9 @@ def direction_conditioning(
     Ps = [np.asarray(P, dtype=np.float64) for P in matrices]
     fs, x0s, phis, sig_phi = [], [], [], []
     for P in Ps:
-        ray = _unit(X - _null_vector(P))
+        ray = _unit(X - source_of(P))
         fs.append(min(float(np.linalg.norm(np.cross(ray, t))), 1.0))
-        x0, x1 = _project(P, X), _project(P, X + chord_mm * t)
+        x0, x1 = kernels.project(P, np.stack([X, X + chord_mm * t]))
         u = x1 - x0
         x0s.append(x0)
         phis.append(float(np.arctan2(u[1], u[0])))
