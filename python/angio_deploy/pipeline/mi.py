@@ -50,6 +50,9 @@ RADIUS_SMOOTH_RINGS = 1.0
 
 #: Points of the dense 3D centreline before the end fit.
 DENSE_POINTS = 400
+#: A side branch's start click further than this (px) outside the main's lumen (its 2D
+#: half-width) from the main's 2D path is a guide point the path missed.
+BRANCH_START_MISS_PX = 3.0
 #: Gaussian smoothing (mm of arc) of the 3D centreline, and its sampling step.
 CENTRELINE_SMOOTH_MM = 2.0
 SMOOTH_STEP_MM = 0.25
@@ -254,6 +257,73 @@ def trace_segments(
     return out
 
 
+def through_branch_starts(
+    traced: Sequence[tuple[SegmentSpec, tuple[ViewResult, ViewResult]]],
+    *,
+    width_level: float = 0.5,
+) -> tuple[list[tuple[SegmentSpec, tuple[ViewResult, ViewResult]]], list[str]]:
+    """The main segment's 2D paths, traced again through every side branch's start that
+    they miss, and a warning for each.
+
+    A side branch starts on or near the main segment (CASE_FORMAT.md), so its start click
+    is a guide point of the main in each view. Where a view sees the main foreshortened
+    into a loop, the cheapest path between its ends can cut the loop off (case_2000006,
+    view b: 40 px from the branch start), and the 3D centreline then lands millimetres off
+    near the junction. A start counts as missed when it lies more than BRANCH_START_MISS_PX
+    outside the lumen's half-width from the path; the guide points (the user's and these)
+    are visited in the order of their nearest points on the first path. If the new path
+    cannot be traced, the first one stays.
+    """
+    traced = list(traced)
+    main_k = next((k for k, (seg, _) in enumerate(traced) if seg.name == MAIN), None)
+    if main_k is None or len(traced) < 2:
+        return traced, []
+    seg, pair = traced[main_k]
+    views = list(pair)
+    warnings: list[str] = []
+    for v, vr in enumerate(pair):
+        missed = []
+        for bseg, bpair in traced:
+            if bseg.name == MAIN:
+                continue
+            click = np.asarray(bpair[v].view.soi.start, dtype=float)
+            d = np.linalg.norm(vr.points_px - click, axis=1)
+            i = int(d.argmin())
+            if d[i] > 0.5 * vr.widths_px[i] + BRANCH_START_MISS_PX:
+                missed.append((i, click, bseg.name, float(d[i])))
+        if not missed:
+            continue
+        soi = vr.view.soi
+        guides = [
+            (int(np.linalg.norm(vr.points_px - q, axis=1).argmin()), np.asarray(q, float))
+            for q in soi.via
+        ]
+        guides += [(i, q) for i, q, _, _ in missed]
+        guides.sort(key=lambda g: g[0])
+        where = f"{vr.view.name} ({vr.view.image_path.name})"
+        names = ", ".join(f"{n}'s start ({d:.0f} px)" for _, _, n, d in missed)
+        try:
+            cl = trace_view(
+                vr.view.image,
+                dataclasses.replace(soi, via=np.stack([q for _, q in guides])),
+                vr.crop,
+                vr.prob,
+                width_level=width_level,
+                view=where,
+            )
+        except InputError as exc:
+            log.info("%s: not traced again through %s: %s", where, names, exc.message)
+            continue
+        views[v] = ViewResult(
+            vr.view, vr.crop, vr.prob, cl, vr.crop.to_image(cl.points), cl.widths / vr.crop.scale
+        )
+        warnings.append(
+            f"{vr.view.name}: the main segment's 2D path missed {names}; traced again through it"
+        )
+    traced[main_k] = (seg, (views[0], views[1]))
+    return traced, warnings
+
+
 def branch_error(name: str, message: str, *, source: str | None = None) -> InputError:
     """The error of a side branch that cannot be reconstructed: names it and its case.json
     field, and says how to write the rest anyway."""
@@ -383,6 +453,12 @@ def initialise_segments(
     )
     skipped = [t for t in traced_all if isinstance(t, SkippedSegment)]
     kept = [(s, t) for s, t in zip(segments, traced_all, strict=True) if isinstance(t, tuple)]
+    t = time.perf_counter()
+    kept, retraced = through_branch_starts(
+        kept, width_level=float(getattr(segmenter, "width_level", 0.5))
+    )
+    # Part of the 2D centreline stage, already reported to ``progress``.
+    timings["centreline_2d"] = timings.get("centreline_2d", 0.0) + time.perf_counter() - t
     gb = case.views[1].geometry
     t = time.perf_counter()
     refined = None
@@ -395,6 +471,7 @@ def initialise_segments(
     ]
     if refined is not None:
         out[0].warnings[:0] = refined.warnings
+    out[0].warnings[:0] = retraced
     return CaseSegments(out, skipped)
 
 
@@ -416,7 +493,12 @@ def mesh_initialisation(
     ).main
 
 
-def triangulate(ga: ViewGeometry, gb: ViewGeometry, va: ViewResult, vb: ViewResult) -> np.ndarray:
+def triangulate(
+    ga: ViewGeometry,
+    gb: ViewGeometry,
+    va: ViewResult,
+    vb: ViewResult,
+) -> np.ndarray:
     """The (N_RINGS, 3) world-mm centreline from the two views' 2D centrelines and clicks."""
     dense, _ = kernels.correspond_centrelines(ga.P, gb.P, va.points_px, vb.points_px, DENSE_POINTS)
     return fit_ends(
