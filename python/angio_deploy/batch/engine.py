@@ -62,6 +62,26 @@ class BatchResult:
         return counts(self.records)
 
 
+# Two of Dask's worker defaults cost a CPU-bound, allocation-heavy case ~20 % more CPU
+# than the same case in this process (1 worker, 3 cases x 2: 2.25 vs 1.56 CPU s a
+# case; 1.79 without them): MALLOC_TRIM_THRESHOLD_=65536 turns off glibc's adaptive
+# mmap threshold, so every large numpy buffer is a fresh mmap (10x the page faults),
+# and the statistical profiler samples the task thread every 10 ms. A case's memory is
+# bounded and freed when it ends, so neither is needed here. The monitors' polling
+# below (system monitor every 0.5 s, memory every 0.1 s, event-loop tick every 20 ms,
+# work stealing) cost 7 % of the CPU of a 2-worker cluster on 2 cores (nannies 2.3 +
+# scheduler 1.2 of 48.7 CPU s over 60 cases; 0.9 + 0.4 with these values,
+# benchmarks/bench_batch_overhead.py); one-case-per-task cohorts need none of them at that rate.
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.tick.interval": "200ms",
+    "distributed.scheduler.work-stealing": False,
+}
+
+
 def default_workers() -> int:
     """Worker processes of a LocalCluster when none are asked for: one per usable core."""
     from angio_deploy.backends import available_cpu_count
@@ -179,18 +199,8 @@ def _run_dask(
     n = workers if workers is not None else default_workers()
     import dask
 
-    # Two of Dask's worker defaults cost a CPU-bound, allocation-heavy case ~20 % more CPU
-    # than the same case in this process (1 worker, 3 cases x 2: 2.25 vs 1.56 CPU s a
-    # case; 1.79 without them): MALLOC_TRIM_THRESHOLD_=65536 turns off glibc's adaptive
-    # mmap threshold, so every large numpy buffer is a fresh mmap (10x the page faults),
-    # and the statistical profiler samples the task thread every 10 ms. A case's memory is
-    # bounded and freed when it ends, so neither is needed here.
-    quiet_workers = {
-        "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-        "distributed.worker.profile.enabled": False,
-    }
     with (
-        dask.config.set(quiet_workers),
+        dask.config.set(LOCAL_CLUSTER_CONFIG),
         LocalCluster(
             n_workers=n,
             threads_per_worker=1,

@@ -312,13 +312,14 @@ def through_branch_starts(
                 view=where,
             )
         except InputError as exc:
-            log.info("%s: not traced again through %s: %s", where, names, exc.message)
+            log.info("view %s: not traced again through %s: %s", where, names, exc.message)
             continue
         views[v] = ViewResult(
             vr.view, vr.crop, vr.prob, cl, vr.crop.to_image(cl.points), cl.widths / vr.crop.scale
         )
         warnings.append(
-            f"{vr.view.name}: the main segment's 2D path missed {names}; traced again through it"
+            f"view {vr.view.name}: the main segment's 2D path missed {names}; traced again "
+            "through it"
         )
     traced[main_k] = (seg, (views[0], views[1]))
     return traced, warnings
