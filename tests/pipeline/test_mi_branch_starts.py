@@ -49,7 +49,7 @@ def _traced(branch_start: np.ndarray) -> list:
     prob = _vessels()
     main = _view_result(prob, SegmentPoints(START, END))
     branch_view = dataclasses.replace(
-        main.view, soi=SegmentPoints(branch_start, branch_start + [0.0, -40.0])
+        main.view, soi=SegmentPoints(branch_start, branch_start + np.array([0.0, -40.0]))
     )
     branch = dataclasses.replace(main, view=branch_view)
     main_spec = SegmentSpec(MAIN, (main.view.soi, main.view.soi))
