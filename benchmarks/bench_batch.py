@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -37,7 +38,11 @@ def _cpu_s() -> float:
 
 def _one_run(cases: Path, out_root: Path, options, workers: int, label: str) -> dict:
     from angio_deploy.batch import run_batch
+    from angio_deploy.batch.worker import clear_reconstructor_cache
 
+    # Every run loads its models, as a fresh cohort would: the sequential loop's
+    # Reconstructor from an earlier round would otherwise be reused in this process.
+    clear_reconstructor_cache()
     load0 = os.getloadavg()[0]
     cpu0 = _cpu_s()
     done_at: list[float] = []
@@ -74,7 +79,19 @@ def main() -> int:
     ap.add_argument("--segmenter", choices=("network", "frangi"), default="network")
     ap.add_argument("--cases", metavar="DIR", help="an existing cohort (not synthesised)")
     ap.add_argument("--json", metavar="FILE")
+    ap.add_argument(
+        "--workers",
+        type=lambda t: [int(x) for x in t.split(",")],
+        default=[0, 1, 2],
+        help="worker counts run in each round, 0 = the sequential loop (default 0,1,2)",
+    )
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the runs, alternating")
     args = ap.parse_args()
+    if 0 not in args.workers or any(w < 0 for w in args.workers) or args.rounds < 1:
+        ap.error(
+            "--workers needs 0 (the sequential loop, the ratios' base), none negative; "
+            "--rounds at least 1"
+        )
 
     from angio_deploy.backends import available_cpu_count
     from angio_deploy.batch import BatchOptions
@@ -87,19 +104,24 @@ def main() -> int:
         else:
             cases = Path(tmp) / "cases"
             synthesise(cases, args.count, args.first_seed, size=args.size)
-        rows = [
-            _one_run(cases, Path(tmp) / f"out_{w}", options, w, label)
-            for label, w in (("sequential", 0), ("1 worker", 1), ("2 workers", 2))
-        ]
+        rows = []
+        for k in range(args.rounds):
+            for w in args.workers:
+                label = "sequential" if w == 0 else f"{w} worker" + ("s" if w > 1 else "")
+                row = _one_run(cases, Path(tmp) / f"out_{k}_{w}", options, w, label)
+                rows.append({**row, "round": k})
     # A case that fails the same way in every run is the same work in each (it still
     # loads, segments and traces); different failures would not compare like with like.
     if any(r["failed_cases"] != rows[0]["failed_cases"] for r in rows):
         print("the runs failed different cases: the rates would not compare", file=sys.stderr)
         return 1
-    base, steady = rows[0]["cases_per_s"], rows[0]["steady_cases_per_s"]
+    # Each run against the sequential run of its own round: the machine drifts between
+    # rounds, and the sequential loop (the segmenter on every core at once) is the run
+    # that drifts most.
     for r in rows:
-        r["ratio"] = r["cases_per_s"] / base
-        r["steady_ratio"] = r["steady_cases_per_s"] / steady
+        seq = next(q for q in rows if q["round"] == r["round"] and q["workers"] == 0)
+        r["ratio"] = r["cases_per_s"] / seq["cases_per_s"]
+        r["steady_ratio"] = r["steady_cases_per_s"] / seq["steady_cases_per_s"]
     print(
         f"{rows[0]['cases']} cases, {args.segmenter} segmenter, {available_cpu_count()} usable "
         f"cores, load average now {os.getloadavg()[0]:.2f}"
@@ -110,13 +132,24 @@ def main() -> int:
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
+        run = f"{r['run']} ({r['round'] + 1})" if args.rounds > 1 else r["run"]
         print(
-            f"| {r['run']} | {r['wall_s']:.1f} | {r['cases_per_s']:.3f} | {r['ratio']:.2f}x "
+            f"| {run} | {r['wall_s']:.1f} | {r['cases_per_s']:.3f} | {r['ratio']:.2f}x "
             f"| {r['steady_cases_per_s']:.3f} | {r['steady_ratio']:.2f}x "
             f"| {r['cpu_s_per_case']:.2f} | {r['load_avg_before']:.2f} |"
         )
+    medians = {
+        str(w): statistics.median(r["ratio"] for r in rows if r["workers"] == w)
+        for w in args.workers
+    }
+    if args.rounds > 1:
+        print(
+            "median end-to-end ratio per worker count: "
+            + ", ".join(f"{w}: {m:.2f}x" for w, m in medians.items())
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": rows}, indent=2) + "\n", encoding="utf-8")
+        doc = {"runs": rows, "median_ratio": medians}
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return 0
 
 
