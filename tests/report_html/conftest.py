@@ -55,6 +55,14 @@ def find_chromium() -> str | None:
     return None
 
 
+#: DevTools errors of a Runtime.evaluate that reached a tab between two documents.
+BETWEEN_DOCUMENTS = (
+    "Inspected target navigated or closed",
+    "Cannot find context with specified id",
+    "Execution context was destroyed",
+)
+
+
 class Page:
     """One tab: navigate, evaluate, screenshot, and every console/log event it raised."""
 
@@ -74,7 +82,15 @@ class Page:
         """Poll ``expression`` until it is truthy; its value."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            value = self.evaluate(expression)
+            try:
+                value = self.evaluate(expression)
+            except RuntimeError as exc:
+                # Evaluated while the tab swaps documents (a click or navigate in
+                # flight): Chromium answers with one of these; the next poll sees the
+                # new document.
+                if not any(m in str(exc) for m in BETWEEN_DOCUMENTS):
+                    raise
+                value = None
             if value:
                 return value
             time.sleep(0.1)
