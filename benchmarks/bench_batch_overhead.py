@@ -2,8 +2,8 @@
 
     python benchmarks/bench_batch_overhead.py CASES_DIR [--workers 2] [--limit 60]
 
-Starts a LocalCluster the way ``angio-deploy batch`` does (its
-``LOCAL_CLUSTER_CONFIG``; ``--dask-defaults`` leaves Dask's own polling intervals),
+Starts a LocalCluster the way ``angio-deploy batch`` does (``batch.engine.local_cluster``;
+``--dask-defaults`` keeps Dask's own polling intervals, without ``MONITOR_CONFIG``),
 measures the CPU seconds of the worker processes, their nannies and this process (which
 runs the scheduler) over 15 idle seconds, then over ``--limit`` cases, beside the CPU the
 cases themselves used inside their tasks. What is not the cases' is the engine's
@@ -13,7 +13,6 @@ overhead, which a 2-core machine pays out of its cases' throughput.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import tempfile
 import time
@@ -50,30 +49,25 @@ def main() -> int:
     ap.add_argument("--dask-defaults", action="store_true", help="Dask's polling intervals")
     args = ap.parse_args()
 
-    import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     from angio_deploy.batch import BatchOptions
-    from angio_deploy.batch.engine import LOCAL_CLUSTER_CONFIG, local_threads, plan_jobs
+    from angio_deploy.batch.engine import (
+        LOCAL_CLUSTER_CONFIG,
+        WORKER_CPU_CONFIG,
+        local_cluster,
+        local_threads,
+        plan_jobs,
+    )
 
-    config = dict(LOCAL_CLUSTER_CONFIG)
-    if args.dask_defaults:
-        config = {k: v for k, v in config.items() if "MALLOC" in k or "profile" in k}
-    out = tempfile.mkdtemp(prefix="bench_overhead_")
+    config = WORKER_CPU_CONFIG if args.dask_defaults else LOCAL_CLUSTER_CONFIG
     options = BatchOptions(intra_op_threads=local_threads(args.workers))
-    jobs, _ = plan_jobs(args.cases, out, options, resume=False, limit=args.limit)
     with (
-        dask.config.set(config),
-        LocalCluster(
-            n_workers=args.workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-            silence_logs=logging.ERROR,
-        ) as cluster,
+        tempfile.TemporaryDirectory(prefix="bench_overhead_") as out,
+        local_cluster(args.workers, config) as cluster,
         Client(cluster) as client,
     ):
+        jobs, _ = plan_jobs(args.cases, out, options, resume=False, limit=args.limit)
         groups = {
             "workers": list(client.run(os.getpid).values()),
             "nannies": list(client.run(os.getpid, nanny=True).values()),

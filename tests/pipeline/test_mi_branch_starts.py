@@ -42,7 +42,7 @@ def _view_result(prob_img: np.ndarray, soi: SegmentPoints) -> ViewResult:
     crop = SoiCrop.from_points(soi.start, soi.end)
     prob = crop.warp(prob_img)
     cl = trace_view(image, soi, crop, prob, view="a")
-    return ViewResult(view, crop, prob, cl, crop.to_image(cl.points), cl.widths / crop.scale)
+    return ViewResult.traced(view, crop, prob, cl)
 
 
 def _traced(branch_start: np.ndarray) -> list:

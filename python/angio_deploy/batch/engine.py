@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,19 +67,22 @@ class BatchResult:
 # case; 1.79 without them): MALLOC_TRIM_THRESHOLD_=65536 turns off glibc's adaptive
 # mmap threshold, so every large numpy buffer is a fresh mmap (10x the page faults),
 # and the statistical profiler samples the task thread every 10 ms. A case's memory is
-# bounded and freed when it ends, so neither is needed here. The monitors' polling
-# below (system monitor every 0.5 s, memory every 0.1 s, event-loop tick every 20 ms,
-# work stealing) cost 7 % of the CPU of a 2-worker cluster on 2 cores (nannies 2.3 +
-# scheduler 1.2 of 48.7 CPU s over 60 cases; 0.9 + 0.4 with these values,
-# benchmarks/bench_batch_overhead.py); one-case-per-task cohorts need none of them at that rate.
-LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+# bounded and freed when it ends, so neither is needed here (WORKER_CPU_CONFIG). Dask's
+# monitors (system every 0.5 s, memory every 0.1 s, event-loop tick every 20 ms, work
+# stealing) cost 7 % of the CPU of a 2-worker cluster on 2 cores (nannies 2.3 + scheduler
+# 1.2 of 48.7 CPU s over 60 cases; 0.9 + 0.4 with MONITOR_CONFIG,
+# benchmarks/bench_batch_overhead.py); one-case-per-task cohorts need none of that rate.
+WORKER_CPU_CONFIG: dict[str, Any] = {
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
     "distributed.worker.profile.enabled": False,
+}
+MONITOR_CONFIG: dict[str, Any] = {
     "distributed.admin.system-monitor.interval": "5s",
     "distributed.worker.memory.monitor-interval": "1s",
     "distributed.admin.tick.interval": "200ms",
     "distributed.scheduler.work-stealing": False,
 }
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {**WORKER_CPU_CONFIG, **MONITOR_CONFIG}
 
 
 def default_workers() -> int:
@@ -156,7 +159,7 @@ def _run_dask(
     scheduler: str | None,
 ) -> str:
     try:
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, as_completed
     except ImportError as exc:
         raise BackendUnavailableError(
             f"Dask distributed is not installed ({exc}); pip install 'angio-deploy[batch]'"
@@ -197,12 +200,22 @@ def _run_dask(
             drain(client)
         return f"dask scheduler {scheduler}"
     n = workers if workers is not None else default_workers()
+    with local_cluster(n) as cluster, Client(cluster) as client:
+        drain(client)
+    return f"dask LocalCluster, {n} worker processes x 1 thread"
+
+
+@contextlib.contextmanager
+def local_cluster(n_workers: int, config: dict[str, Any] | None = None) -> Iterator[Any]:
+    """The LocalCluster a batch runs on: ``n_workers`` processes of one task thread each,
+    started under ``config`` (default :data:`LOCAL_CLUSTER_CONFIG`), closed on exit."""
     import dask
+    from distributed import LocalCluster
 
     with (
-        dask.config.set(LOCAL_CLUSTER_CONFIG),
+        dask.config.set(LOCAL_CLUSTER_CONFIG if config is None else config),
         LocalCluster(
-            n_workers=n,
+            n_workers=n_workers,
             threads_per_worker=1,
             processes=True,
             # No dashboard, and the scheduler's HTTP endpoints on a free local port: a
@@ -211,10 +224,8 @@ def _run_dask(
             scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
             silence_logs=logging.ERROR,
         ) as cluster,
-        Client(cluster) as client,
     ):
-        drain(client)
-    return f"dask LocalCluster, {n} worker processes x 1 thread"
+        yield cluster
 
 
 def run_batch(

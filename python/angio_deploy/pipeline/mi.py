@@ -219,11 +219,13 @@ def trace_segments(
     progress: Progress | None = None,
     *,
     skip_failed_branches: bool = False,
-) -> list[tuple[ViewResult, ViewResult] | SkippedSegment]:
+) -> tuple[list[tuple[ViewResult, ViewResult] | SkippedSegment], list[str]]:
     """Crop, segment (all segments' crops in one batch) and trace every segment in both
-    views. A side branch whose 2D path cannot be found raises InputError naming it
-    (field ``side_branches[k]``), or with ``skip_failed_branches`` comes back as a
-    :class:`SkippedSegment`; the main segment's failure always raises."""
+    views, the main through the side branches' starts it misses
+    (:func:`through_branch_starts`, whose warnings come back too). A side branch whose 2D
+    path cannot be found raises InputError naming it (field ``side_branches[k]``), or with
+    ``skip_failed_branches`` comes back as a :class:`SkippedSegment`; the main segment's
+    failure always raises."""
     t = time.perf_counter()
     items = []
     for seg in segments:
@@ -250,11 +252,17 @@ def trace_segments(
                 log.warning("%s", err)
                 out.append(SkippedSegment(seg.name, exc.message))
                 break
-            pair.append(ViewResult(v, c, p, cl, c.to_image(cl.points), cl.widths / c.scale))
+            pair.append(ViewResult.traced(v, c, p, cl))
         else:
             out.append((pair[0], pair[1]))
+    kept = [k for k, tr in enumerate(out) if isinstance(tr, tuple)]
+    retraced, warnings = through_branch_starts(
+        [(segments[k], out[k]) for k in kept], width_level=width_level
+    )
+    for k, (_, pair) in zip(kept, retraced, strict=True):
+        out[k] = pair
     _timed(timings, "centreline_2d", progress, t)
-    return out
+    return out, warnings
 
 
 def through_branch_starts(
@@ -314,9 +322,7 @@ def through_branch_starts(
         except InputError as exc:
             log.info("view %s: not traced again through %s: %s", where, names, exc.message)
             continue
-        views[v] = ViewResult(
-            vr.view, vr.crop, vr.prob, cl, vr.crop.to_image(cl.points), cl.widths / vr.crop.scale
-        )
+        views[v] = ViewResult.traced(vr.view, vr.crop, vr.prob, cl)
         warnings.append(
             f"view {vr.view.name}: the main segment's 2D path missed {names}; traced again "
             "through it"
@@ -449,17 +455,11 @@ def initialise_segments(
     then triangulated with it. The timings dict is the case's, shared by all results."""
     timings: dict[str, float] = {}
     segments = case_segments(case) if segments is None else list(segments)
-    traced_all = trace_segments(
+    traced_all, retraced = trace_segments(
         case, segmenter, segments, timings, progress, skip_failed_branches=skip_failed_branches
     )
     skipped = [t for t in traced_all if isinstance(t, SkippedSegment)]
     kept = [(s, t) for s, t in zip(segments, traced_all, strict=True) if isinstance(t, tuple)]
-    t = time.perf_counter()
-    kept, retraced = through_branch_starts(
-        kept, width_level=float(getattr(segmenter, "width_level", 0.5))
-    )
-    # Part of the 2D centreline stage, already reported to ``progress``.
-    timings["centreline_2d"] = timings.get("centreline_2d", 0.0) + time.perf_counter() - t
     gb = case.views[1].geometry
     t = time.perf_counter()
     refined = None
@@ -494,12 +494,7 @@ def mesh_initialisation(
     ).main
 
 
-def triangulate(
-    ga: ViewGeometry,
-    gb: ViewGeometry,
-    va: ViewResult,
-    vb: ViewResult,
-) -> np.ndarray:
+def triangulate(ga: ViewGeometry, gb: ViewGeometry, va: ViewResult, vb: ViewResult) -> np.ndarray:
     """The (N_RINGS, 3) world-mm centreline from the two views' 2D centrelines and clicks."""
     dense, _ = kernels.correspond_centrelines(ga.P, gb.P, va.points_px, vb.points_px, DENSE_POINTS)
     return fit_ends(

@@ -44,6 +44,20 @@ class ViewResult:
     points_px: np.ndarray  # (K, 2) image pixels
     widths_px: np.ndarray  # (K,) image pixels
 
+    @classmethod
+    def traced(
+        cls, view: CaseView, crop: SoiCrop, prob: np.ndarray, centreline: Centreline2D
+    ) -> ViewResult:
+        """The view's result from its crop-space centreline, mapped to image pixels."""
+        return cls(
+            view,
+            crop,
+            prob,
+            centreline,
+            crop.to_image(centreline.points),
+            centreline.widths / crop.scale,
+        )
+
     @property
     def gap(self) -> np.ndarray:
         """(K,) bool: the point crosses a gap of the segmentation (width from neighbours)."""
