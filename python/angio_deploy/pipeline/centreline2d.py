@@ -189,10 +189,19 @@ def _resample(points: np.ndarray, step: float) -> np.ndarray:
     return np.stack([np.interp(t, s, points[:, k]) for k in range(2)], axis=1)
 
 
-def _edges(
+def path_normals(points: np.ndarray) -> np.ndarray:
+    """Unit normals (K, 2) of a 2D path (K, 2) [x, y], its tangent turned +90 degrees."""
+    t = np.gradient(points, axis=0)
+    t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+    return np.column_stack([-t[:, 1], t[:, 0]])
+
+
+def edge_distances(
     prob: np.ndarray, points: np.ndarray, normals: np.ndarray, level: float = THRESHOLD
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Distances (K,) of the left and right ``level`` crossings along each normal."""
+    """Distances (K,) px of the first ``level`` crossing of ``prob`` walking out from each
+    point along minus and plus its normal (sub-sample linear interpolation; 0 where the
+    point itself is below ``level``). Their sum is the lumen width at ``level``."""
     offs = np.arange(0.0, WIDTH_SEARCH_PX + WIDTH_STEP_PX, WIDTH_STEP_PX)
     out = []
     for sign in (-1.0, 1.0):
@@ -357,10 +366,8 @@ def extract_centreline(
     xy, ext_start = _place_start(xy, np.asarray(start, dtype=np.float64), step_px)
     xy, ext_end = _place_start(xy[::-1], np.asarray(end, dtype=np.float64), step_px)
     xy = _resample(xy[::-1].copy(), step_px)
-    t = np.gradient(xy, axis=0)
-    t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
-    normals = np.column_stack([-t[:, 1], t[:, 0]])
-    left, right = _edges(prob, xy, normals, width_level)
+    normals = path_normals(xy)
+    left, right = edge_distances(prob, xy, normals, width_level)
     # A point in a gap of the segmentation: the probability there is below the width
     # level (the crossings measure the gap, not the lumen). Extensions beyond the
     # segmentation at the ends are handled by the end zones below, not as gaps.
