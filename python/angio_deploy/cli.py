@@ -174,34 +174,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EX_OK
 
 
-SUMMARY_METRICS = (
-    "MAE",
-    "MAE_shape",
-    "ASSD",
-    "HD",
-    "HD95",
-    "F@0.1",
-    "F@0.25",
-    "F@0.5",
-    "F_paper",
-    "Dice",
-    "Jaccard",
-    "radius_mae",
-    "radius_bias",
-    "DS_error",
-    "MLD_error",
-    "ref_diameter_error",
-    "QCA_DS_error",
-    "lesion_length_error",
-    "ASSD_joined",
-    "HD95_joined",
-    "Dice_joined",
-    "Dice_main",
-    "bifurcation_angle_error",
-    "bifurcation_angle_error_confident",
-)
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import csv
 
@@ -239,14 +211,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             limit=args.limit,
             progress=progress,
         )
+    from .metrics.case import HEADLINE_METRICS
+
     summ = res["summary"]
     print(f"{res['n_cases']} cases, {res['failed']} failed")
-    width = max(map(len, SUMMARY_METRICS))
-    print(f"{'metric':<{width}} {'mean':>9} {'median':>9} {'p95':>9} {'n':>5}")
-    for m in SUMMARY_METRICS:
+    width = max(map(len, HEADLINE_METRICS))
+    print(f"{'metric':<{width}} {'mean':>9} {'sd':>9} {'median':>9} {'p95':>9} {'n':>5}")
+    for m in HEADLINE_METRICS:
         if m in summ:
             s = summ[m]
-            print(f"{m:<{width}} {s['mean']:9.4f} {s['median']:9.4f} {s['p95']:9.4f} {s['n']:5d}")
+            print(
+                f"{m:<{width}} {s['mean']:9.4f} {s['sd']:9.4f} {s['median']:9.4f} "
+                f"{s['p95']:9.4f} {s['n']:5d}"
+            )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"cases": res["cases"], "summary": summ}, fh, indent=2, default=float)

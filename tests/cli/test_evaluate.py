@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from angio_deploy.cli import main
@@ -72,13 +73,16 @@ def test_summary_table_lists_the_confident_angle_error(monkeypatch, tmp_path, ca
     table = {ln.split()[0]: ln.split()[1:] for ln in capsys.readouterr().out.splitlines()[2:]}
     assert set(table) == {"MAE", "bifurcation_angle_error", "bifurcation_angle_error_confident"}
     s = summ["bifurcation_angle_error_confident"]
+    # One case: its SD is undefined (NaN), printed as such.
     assert table["bifurcation_angle_error_confident"] == [
         f"{s['mean']:.4f}",
+        "nan",
         f"{s['median']:.4f}",
         f"{s['p95']:.4f}",
         "1",
     ]
     assert table["bifurcation_angle_error"][-1] == "2"
+    assert table["bifurcation_angle_error"][1] == f"{np.std([24.0, -2.0], ddof=1):.4f}"
 
 
 def test_evaluate_missing_folder(capsys, tmp_path) -> None:

@@ -275,6 +275,27 @@ def _silhouette(vertices: np.ndarray, P: np.ndarray, shape: tuple[int, int]) -> 
 QCA_SEARCH_RINGS = 3
 _QCA_KEYS = ("MLD_error", "ref_diameter_error", "QCA_DS_error", "lesion_length_error")
 
+#: The metrics of :func:`evaluate_case` a cohort summary shows, in METRICS.md's order
+#: (the per-view Dice/Jaccard, the %DS parts and the low-confidence flag stay in the rows).
+HEADLINE_METRICS = (
+    "MAE",
+    "MAE_shape",
+    "ASSD",
+    "HD",
+    "HD95",
+    "F@0.1",
+    "F@0.25",
+    "F@0.5",
+    "F_paper",
+    "Dice",
+    "Jaccard",
+    "radius_mae",
+    "radius_bias",
+    "DS_error",
+    *_QCA_KEYS,
+    *_JOINED_KEYS[:-1],
+)
+
 
 def _read_qca(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(arc, diameter, reference) mm of the main branch from qca.csv, None if absent."""
