@@ -56,7 +56,7 @@ from angio_deploy.result_types import (
 )
 from angio_deploy.topology import N_AROUND, ring_faces
 
-from .pipeline.branches import attach, bifurcation_report
+from .pipeline.branches import attach, bifurcation_report, bifurcation_warnings
 from .pipeline.mi import SkippedSegment, branch_error, initialise_segments, summary
 from .pipeline.qca import BranchQCA, branch_qca
 from .pipeline.quality import implausibilities, reprojection_dice
@@ -67,19 +67,6 @@ from .stitching import JoinedMesh, union_tubes
 log = logging.getLogger(__name__)
 
 SEGMENTERS = ("network", "frangi")
-
-
-def bifurcation_warnings(bifurcations: list[dict[str, Any]]) -> list[str]:
-    """One report warning per bifurcation whose angle is flagged low confidence
-    (``angle_low_confidence`` in report.json's ``qca.bifurcations``), naming the branch,
-    the angle (degrees) and why: the flag marks the gross failures the angle's sigma does
-    not predict, so a reader of the report alone must see it."""
-    return [
-        f"{b['branch']}: the bifurcation angle ({b['angle_deg']:.0f} deg) is low confidence: "
-        + "; ".join(b["angle_low_confidence_reasons"])
-        for b in bifurcations
-        if b.get("angle_low_confidence")
-    ]
 
 
 class CancelToken:

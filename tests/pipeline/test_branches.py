@@ -14,6 +14,7 @@ from angio_deploy.pipeline.branches import (
     bifurcation_angle_deg,
     bifurcation_directions,
     bifurcation_report,
+    bifurcation_warnings,
     direction_conditioning,
     nearest_on_polyline,
 )
@@ -203,7 +204,7 @@ def test_bifurcation_directions_chords_and_their_lengths() -> None:
     assert short.main_chord_mm == pytest.approx(4.0)
 
 
-def test_bifurcation_report_carries_the_angle_confidence(caplog) -> None:
+def test_bifurcation_report_carries_the_angle_confidence() -> None:
     a, b = two_views()
     centres = line([0, 0, -20], [0, 0, 20])
     main = segment(centres, 1.5)
@@ -213,11 +214,13 @@ def test_bifurcation_report_carries_the_angle_confidence(caplog) -> None:
     moved, att = attach(main, br)
     qm = branch_qca(main.centreline_mm, main.radius_mm)
     qb = branch_qca(moved.centreline_mm, moved.radius_mm, branch="branch_1")
-    with caplog.at_level("WARNING"):
-        rep = bifurcation_report(main, moved, qm, qb, att)
+    rep = bifurcation_report(main, moved, qm, qb, att)
     assert rep["angle_deg"] == pytest.approx(90.0, abs=0.5)
     assert rep["angle_low_confidence"] is True
     assert "side branch end-on" in rep["angle_low_confidence_reasons"][0]
     assert set(rep["angle_conditioning"]) == {"main", "side"}
     assert rep["angle_conditioning"]["side"]["foreshortening"][1] < 0.05
-    assert "low confidence" in caplog.text
+    # The report's warning names the branch, the angle and why (once: not also logged).
+    (warning,) = bifurcation_warnings([rep, {**rep, "angle_low_confidence": False}])
+    assert warning.startswith("branch_1: the bifurcation angle (90 deg) is low confidence: ")
+    assert "side branch end-on" in warning

@@ -33,8 +33,8 @@ or a branch start outside the main lumen.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -46,8 +46,6 @@ from angio_deploy.topology import N_AROUND
 from .geometry_refinement import CURVE_SIGMA_PX
 from .qca import BranchQCA
 from .result import MIResult
-
-log = logging.getLogger(__name__)
 
 #: Chord length (mm) along each vessel from the junction that defines the angle
 #: (module docstring).
@@ -385,11 +383,17 @@ def bifurcation_report(
         out["angle_low_confidence"] = cond["low_confidence"]
         out["angle_low_confidence_reasons"] = cond["reasons"]
         out["angle_conditioning"] = {"main": cond["main"], "side": cond["side"]}
-        if cond["low_confidence"]:
-            log.warning(
-                "%s: the bifurcation angle (%.0f deg) is low confidence: %s",
-                branch.branch,
-                directions.angle_deg,
-                "; ".join(cond["reasons"]),
-            )
     return out
+
+
+def bifurcation_warnings(bifurcations: list[dict[str, Any]]) -> list[str]:
+    """One report warning per bifurcation whose angle is flagged low confidence
+    (``angle_low_confidence`` in report.json's ``qca.bifurcations``), naming the branch,
+    the angle (degrees) and why: the flag marks the gross failures the angle's sigma does
+    not predict, so a reader of the report alone must see it."""
+    return [
+        f"{b['branch']}: the bifurcation angle ({b['angle_deg']:.0f} deg) is low confidence: "
+        + "; ".join(b["angle_low_confidence_reasons"])
+        for b in bifurcations
+        if b.get("angle_low_confidence")
+    ]
