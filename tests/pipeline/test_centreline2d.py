@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from angio_deploy.errors import InputError
-from angio_deploy.pipeline.centreline2d import extract_centreline
+from angio_deploy.pipeline.centreline2d import edge_distances, extract_centreline, path_normals
 
 
 def _tube(H=160, W=256, width=8.0, curve=0.0, gap=None, distractor=False):
@@ -131,3 +131,20 @@ def test_guide_point_outside_the_crop_names_the_view() -> None:
     with pytest.raises(InputError, match="guide point 0 lies outside") as info:
         extract_centreline(_tube(), [24.0, 79.5], [231.0, 79.5], view="b", via=[[10.0, 500.0]])
     assert "view b" in str(info.value)
+
+
+def test_edge_distances_of_a_tube_off_centre_and_its_normals():
+    # Probability 0.5 at +-4 px about row 79.5; points 1 px below the axis see the edges
+    # 5 px up (minus normal, the tangent (1, 0) turned +90 degrees is (0, 1)) and 3 down.
+    prob = _tube(width=8.0)
+    pts = np.column_stack([np.arange(40.0, 200.0, 10.0), np.full(16, 80.5)])
+    nrm = path_normals(pts)
+    assert np.allclose(nrm, [0.0, 1.0])
+    minus, plus = edge_distances(prob, pts, nrm, 0.5)
+    assert np.allclose(minus, 5.0, atol=0.01) and np.allclose(plus, 3.0, atol=0.01)
+    # A higher level moves both edges in; a point outside the vessel has no width.
+    m2, p2 = edge_distances(prob, pts, nrm, 0.9)
+    assert np.allclose(m2 + p2, 7.2, atol=0.01)
+    out = np.array([[100.0, 20.0]])
+    m3, p3 = edge_distances(prob, out, np.array([[0.0, 1.0]]), 0.5)
+    assert m3[0] == 0.0 and p3[0] == 0.0
