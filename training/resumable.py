@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,6 +296,7 @@ class ResumableRun:
         keep_epochs: bool = False,
         epoch_start: Callable[[int], None] | None = None,
         stop_requested: Callable[[], int | None] | None = None,
+        time_limit_s: float | None = None,
     ) -> str:
         """Train until ``epochs`` epochs (or ``max_steps`` steps) are done; returns "done",
         "max_steps" (stopped there without validating, when ``validate_at_max_steps`` is
@@ -304,9 +306,12 @@ class ResumableRun:
         on; ``train_step(batch)`` takes one optimizer step (the counters already count it);
         after each epoch the scheduler steps, ``validate()`` gives the metrics and
         :meth:`validated` records them. ``last`` is also saved every ``save_every`` steps.
-        ``epoch_start(epoch)`` runs before each epoch's batches.
+        ``epoch_start(epoch)`` runs before each epoch's batches. ``time_limit_s``: wall
+        seconds of this call after which the run stops as at ``max_steps`` (a lent GPU's
+        lease is counted in minutes; the run validates and saves before it ends).
         """
         st, pos = self.state, self.pos
+        deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
         stop = max_steps is not None and st["step"] >= max_steps
         while st["epoch"] < epochs and not stop:
             if epoch_start is not None:
@@ -317,6 +322,8 @@ class ResumableRun:
                 st[pos] += 1
                 train_step(batch)
                 if max_steps is not None and st["step"] >= max_steps:
+                    stop = True
+                if deadline is not None and time.monotonic() >= deadline:
                     stop = True
                 if st[pos] >= batches_per_epoch or stop:
                     break

@@ -86,6 +86,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="fine-tune from an exported segmenter .onnx (BatchNorm folded and frozen)",
     )
+    ap.add_argument(
+        "--device", default="cpu", help="cpu, cuda[:N] or auto (CUDA when torch sees a GPU)"
+    )
+    ap.add_argument(
+        "--no-amp", action="store_true", help="no bfloat16 autocast on CUDA (float32 throughout)"
+    )
+    ap.add_argument(
+        "--time-limit-min",
+        type=float,
+        default=None,
+        help="validate, save and stop after this many wall minutes (a lent GPU's lease)",
+    )
     ap.add_argument("--lowres-prob", type=float, default=AugmentParams.lowres_prob)
     ap.add_argument("--invert-prob", type=float, default=AugmentParams.invert_prob)
     ap.add_argument("--crop-width", type=int, default=CropParams.width)
@@ -125,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra_train=extra_train,
         extra_val=list(args.extra_val),
         init_onnx=args.init_onnx,
+        device=args.device,
+        amp=not args.no_amp,
+        time_limit_s=None if args.time_limit_min is None else 60.0 * args.time_limit_min,
     )
     train(cfg)
     return 0

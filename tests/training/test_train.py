@@ -112,3 +112,24 @@ def test_sigterm_saves_last_after_the_current_step(seg_data, tmp_path, monkeypat
     assert verify_checkpoint(tmp_path / "s" / "last")["step"] == 1
     cfg.resume = True
     assert train(cfg)["step"] == 4
+
+
+def test_time_limit_validates_and_saves_then_stops(seg_data, tmp_path):
+    # A zero-minute budget: the first step, then the run validates and saves last/.
+    records = _train(seg_data, tmp_path / "run", "--time-limit-min", "0", "--epochs", "50")
+    assert [r["step"] for r in records if r["event"] == "train"] == [1]
+    assert any(r["event"] == "val" for r in records)
+    assert verify_checkpoint(tmp_path / "run" / "last")["step"] == 1
+
+
+def test_device_choice(monkeypatch):
+    from training.segmenter.trainer import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="expected cpu"):
+        resolve_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto").type == "cuda"

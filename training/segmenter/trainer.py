@@ -8,6 +8,11 @@ validation, with everything a resumed run needs to continue bit-for-bit: model, 
 state, scheduler, counters, the torch RNG state (EfficientNet's drop-connect uses it) and
 the data position (epoch, batch in epoch; see :mod:`.dataset`). The loop, checkpoints,
 resume and best tracking are :mod:`training.resumable`'s, shared with the SR trainers.
+
+``device`` runs it on a GPU (bfloat16 autocast for the forward pass, the loss in float32):
+the checkpoints are the same CPU safetensors files, so a run started on a lent GPU can be
+averaged, exported or resumed here. Bit-for-bit resume is a CPU property: on CUDA the
+drop-connect draws come from the GPU's generator and cuDNN picks kernels by timing.
 """
 
 from __future__ import annotations
@@ -88,6 +93,14 @@ class TrainConfig:
     #: Start from an exported segmenter (.onnx, BatchNorm folded): every BatchNorm then
     #: trains in eval mode (training.segmenter.warm_start).
     init_onnx: Path | None = None
+    #: "cpu", "cuda" or "auto" (CUDA when torch sees a GPU). Not part of the resume
+    #: signature: a run started on a lent GPU may go on here.
+    device: str = "cpu"
+    #: bfloat16 autocast for the forward pass on CUDA (no loss scaling needed); ignored on
+    #: the CPU, where it would only slow the step down.
+    amp: bool = True
+    #: Wall seconds after which this call validates, saves and stops (None: no limit).
+    time_limit_s: float | None = None
 
     def run_signature(self, n_train: int) -> dict[str, Any]:
         """JSON-normalised settings a resumed run must share (tuples become lists)."""
@@ -142,16 +155,43 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else the CPU; ``"cuda"`` without a GPU is an
+    error rather than a silent CPU run of a job sized for a GPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: torch sees no CUDA device")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"device {name!r}: expected cpu, cuda[:N] or auto")
+    return torch.device(name)
+
+
+def _autocast(device: torch.device, amp: bool):
+    return torch.autocast(
+        device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"
+    )
+
+
 class Validator:
     """Validation crops (main SOI, no augmentation) rendered once and kept in memory."""
 
-    def __init__(self, ds: SegDataset, limit: int | None, batch: int):
+    def __init__(
+        self,
+        ds: SegDataset,
+        limit: int | None,
+        batch: int,
+        device: torch.device | None = None,
+        amp: bool = False,
+    ):
         n = len(ds) if limit is None else min(limit, len(ds))
         xs, ys = zip(*(ds[i] for i in range(n)), strict=True) if n else ((), ())
         self.x = torch.stack(xs) if n else None
         self.y = torch.stack(ys) if n else None
         self.batch = batch
         self.loss = BCEDiceLoss()
+        self.device = device or torch.device("cpu")
+        self.amp = amp
 
     def __call__(
         self, model: torch.nn.Module, channels_last: bool, prefix: str = "val"
@@ -164,10 +204,13 @@ class Validator:
         with torch.inference_mode():
             for i in range(0, len(self.x), self.batch):
                 x, y = self.x[i : i + self.batch], self.y[i : i + self.batch]
+                x, y = x.to(self.device), y.to(self.device)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                logits = model(x)
-                dices.append(dice_per_sample(logits, y))
+                with _autocast(self.device, self.amp):
+                    logits = model(x)
+                logits = logits.float()
+                dices.append(dice_per_sample(logits, y).cpu())
                 losses.append(self.loss(logits, y).item() * len(x))
         if was_training:
             model.train()
@@ -221,6 +264,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        # Fixed crop size: let cuDNN pick its fastest kernels once.
+        torch.backends.cudnn.benchmark = True
     data = Path(cfg.data)
     train_cache, val_cache = SegCache(data / "train"), SegCache(data / "val")
     train_ds: SegDataset | MixedDataset = SegDataset(
@@ -258,6 +305,8 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
         if cfg.init_onnx is not None:
             freeze_batchnorm(model)
 
+    # Before the optimizer exists, so its state lives where the parameters do.
+    model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -277,10 +326,13 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
     run.extra = {"batches_per_epoch": per_epoch, "encoder_init": encoder_init}
     st = run.state
 
-    validators = [("val", Validator(val_ds, cfg.val_limit, cfg.val_batch))]
+    def validator(ds: SegDataset) -> Validator:
+        return Validator(ds, cfg.val_limit, cfg.val_batch, device=device, amp=cfg.amp)
+
+    validators = [("val", validator(val_ds))]
     for k, c in enumerate(extra_val):
         ds = SegDataset(c, crop=cfg.crop, augment=None, segments="main")
-        validators.append((f"val{k + 1}", Validator(ds, cfg.val_limit, cfg.val_batch)))
+        validators.append((f"val{k + 1}", validator(ds)))
     loss_fn = BCEDiceLoss()
 
     def config_for(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -315,6 +367,8 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
                 "segments": cfg.segments,
                 "augment": cfg.augment.to_dict(),
                 "channels_last": cfg.channels_last,
+                "device": device.type,
+                "amp": "bfloat16 autocast" if cfg.amp and device.type == "cuda" else None,
             },
             "metrics": metrics,
             "epoch": st["epoch"],
@@ -345,6 +399,7 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
             batch_sampler=sampler,
             num_workers=cfg.workers,
             worker_init_fn=_worker_init if cfg.workers else None,
+            pin_memory=device.type == "cuda",
             # A private generator: creating a loader must not draw from the global RNG,
             # or a resumed run would diverge from an uninterrupted one.
             generator=torch.Generator().manual_seed(cfg.seed),
@@ -360,16 +415,20 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
         nonlocal window
         data_s, (x, y) = item
         t0 = time.perf_counter()
+        x = x.to(device, non_blocking=True)
+        y = y.to(device, non_blocking=True)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        logits = model(x)
-        bce, dice = loss_fn.parts(logits, y)
+        with _autocast(device, cfg.amp):
+            logits = model(x)
+        # The loss in float32: soft Dice sums over the crop.
+        bce, dice = loss_fn.parts(logits.float(), y)
         loss = bce + dice
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        loss_v = loss.item()  # waits for a GPU, so step_s below is the step's real time
         step_s = time.perf_counter() - t0
-        loss_v = loss.item()
         window.append((loss_v, step_s, data_s))
         if not math.isfinite(loss_v):
             raise FloatingPointError(f"step {st['step']}: loss is {loss_v}")
@@ -401,6 +460,7 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
             "batches_per_epoch": per_epoch,
             "threads": torch.get_num_threads(),
             "workers": cfg.workers,
+            "device": str(device),
             "epoch": st["epoch"],
             "step": st["step"],
         }
@@ -416,6 +476,7 @@ def _train(cfg: TrainConfig, out: Path, flag: _StopFlag | None = None) -> dict[s
         save_every=cfg.save_every,
         max_steps=cfg.max_steps,
         stop_requested=(lambda: flag.signal) if flag is not None else None,
+        time_limit_s=cfg.time_limit_s,
     )
     if outcome == "interrupted":
         return {"event": "interrupted", "step": st["step"], "last": str(out / "last")}
