@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage
-from scipy.sparse import coo_matrix
+from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from angio_deploy.curves import arc_lengths
@@ -109,23 +110,42 @@ def _cost(prob: np.ndarray, dist: np.ndarray) -> np.ndarray:
     return 1.0 / (0.02 + prob) / (1.0 + dist) ** 2
 
 
-def _grid_graph(cost: np.ndarray):
-    H, W = cost.shape
+@lru_cache(maxsize=8)
+def _grid_topology(H: int, W: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The 8-neighbour grid graph of an H x W crop in CSR order, both directions stored:
+    (indptr, indices, the source pixel of each entry, its step length px). It depends on
+    the shape only, so each crop size is built once (read-only)."""
     idx = np.arange(H * W).reshape(H, W)
-    rows, cols, vals = [], [], []
+    rows, cols, lens = [], [], []
     for dy, dx in _OFFSETS:
         ys = slice(0, H - dy)
         xs = slice(max(0, -dx), W - max(0, dx))
         yd = slice(dy, H)
         xd = slice(max(0, dx), W - max(0, -dx) if dx < 0 else W)
-        a = idx[ys, xs]
-        b = idx[yd, xd]
-        w = 0.5 * (cost[ys, xs] + cost[yd, xd]) * np.hypot(dx, dy)
-        rows.append(a.ravel())
-        cols.append(b.ravel())
-        vals.append(w.ravel())
-    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
-    return coo_matrix((v, (r, c)), shape=(H * W, H * W)).tocsr()
+        a = idx[ys, xs].ravel()
+        b = idx[yd, xd].ravel()
+        step = np.full(len(a), np.hypot(dx, dy))
+        rows += [a, b]
+        cols += [b, a]
+        lens += [step, step]
+    r, c, ln = np.concatenate(rows), np.concatenate(cols), np.concatenate(lens)
+    order = np.lexsort((c, r))
+    r, c, ln = r[order], c[order], ln[order]
+    indptr = np.searchsorted(r, np.arange(H * W + 1)).astype(np.int32)
+    out = (indptr, c.astype(np.int32), r, ln)
+    for arr in out:
+        arr.setflags(write=False)
+    return out
+
+
+def _grid_graph(cost: np.ndarray) -> csr_matrix:
+    """The crop as an undirected graph (both directions stored): 8-neighbour steps
+    weighted by the mean cost of their two pixels times the step length (px)."""
+    H, W = cost.shape
+    indptr, indices, src, step = _grid_topology(H, W)
+    flat = cost.ravel()
+    data = 0.5 * (flat[src] + flat[indices]) * step
+    return csr_matrix((data, indices, indptr), shape=(H * W, H * W))
 
 
 def _snap(
@@ -338,7 +358,7 @@ def extract_centreline(
     effective = np.maximum(prob, GAP_EVIDENCE_WEIGHT * evidence)
     graph = _grid_graph(_cost(effective, dist))
     flat = [y * W + x for y, x in nodes]
-    _, pred = dijkstra(graph, directed=False, indices=flat[:-1], return_predecessors=True)
+    _, pred = dijkstra(graph, directed=True, indices=flat[:-1], return_predecessors=True)
     path: list[int] = []
     for leg, (src, dst) in enumerate(itertools.pairwise(flat)):
         if pred[leg, dst] < 0 and dst != src:
