@@ -71,6 +71,9 @@ class Preset:
     any_split: bool = False
     #: A step cap besides the time budget (the smoke test's).
     max_steps: int | None = None
+    #: DataLoader processes (None: the data-building workers). On 2 CPU cores a loader
+    #: process only competes with the step.
+    loader_workers: int | None = None
 
 
 PRESETS: dict[str, Preset] = {
@@ -88,6 +91,21 @@ PRESETS: dict[str, Preset] = {
         gamma=0.97,
         val_limit=200,
         save_every=500,
+    ),
+    # The recipe at a CPU's scale (an hour on 2 cores: ~5 epochs of ~3,300 samples), to
+    # measure its direction where no GPU is lent.
+    "cpu-hour": Preset(
+        v1_train_seeds="0:600",
+        v2_train_seeds="0:300",
+        val_seeds="1000000:1000200",
+        real_tasks=32,
+        real_repeats=1,
+        batch_size=8,
+        lr=1e-4,
+        gamma=0.97,
+        val_limit=200,
+        save_every=200,
+        loader_workers=0,
     ),
     # The same code path in seconds on a CPU (tests): a few cases, small crops.
     "smoke": Preset(
@@ -174,7 +192,8 @@ def train_args(
         *("--extra-val", str(work / "real" / "val")),
         *("--epochs", "100000", "--time-limit-min", f"{minutes:.3f}"),
         *("--batch-size", str(preset.batch_size), "--lr", str(preset.lr)),
-        *("--gamma", str(preset.gamma), "--workers", str(workers)),
+        *("--gamma", str(preset.gamma)),
+        *("--workers", str(workers if preset.loader_workers is None else preset.loader_workers)),
         *("--val-limit", str(preset.val_limit), "--save-every", str(preset.save_every)),
         *("--lowres-prob", "0.25", "--invert-prob", "0.05", "--log-every", "50"),
     ]
