@@ -23,10 +23,20 @@ _OMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    cfg = parse_config(argv)
+    from training.segmenter.trainer import train
+
+    train(cfg)
+    return 0
+
+
+def parse_config(argv: Sequence[str] | None = None):
+    """The command line as a :class:`~training.segmenter.trainer.TrainConfig` (argparse
+    errors exit 2), without training."""
     for key, value in _OMP_DEFAULTS.items():  # before torch loads its OpenMP runtime
         os.environ.setdefault(key, value)
     from training.segmenter.augment import AugmentParams, CropParams
-    from training.segmenter.trainer import TrainConfig, train
+    from training.segmenter.trainer import TrainConfig
 
     ap = argparse.ArgumentParser(
         prog="python -m training.train_segmenter",
@@ -141,8 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         amp=not args.no_amp,
         time_limit_s=None if args.time_limit_min is None else 60.0 * args.time_limit_min,
     )
-    train(cfg)
-    return 0
+    return cfg
 
 
 if __name__ == "__main__":

@@ -89,3 +89,24 @@ def test_a_second_call_reuses_the_data_and_resumes(tmp_path) -> None:
     assert args[-1] == "--resume"
     assert args[args.index("--device") + 1] == "auto"
     assert args[args.index("--time-limit-min") + 1] == "6.500"
+
+
+@pytest.mark.parametrize("name", sorted(gpu_burst.PRESETS))
+def test_every_preset_parses_and_keeps_to_the_seed_splits(name, tmp_path) -> None:
+    # A typo found on a lent GPU costs its minutes: each preset's command line goes
+    # through the trainer's parser here, and its seeds through the split check.
+    from training.build_seg_data import check_split, parse_seeds
+    from training.train_segmenter import parse_config
+
+    preset = gpu_burst.PRESETS[name]
+    if not preset.any_split:
+        check_split(parse_seeds(preset.v1_train_seeds), "train")
+        check_split(parse_seeds(preset.v2_train_seeds), "train")
+        check_split(parse_seeds(preset.val_seeds), "val")
+    args = gpu_burst.train_args(tmp_path, tmp_path / "m.onnx", preset, 14, 6.5, False)
+    cfg = parse_config(args)
+    assert cfg.device == "auto" and cfg.amp
+    assert cfg.time_limit_s == pytest.approx(390.0)
+    assert cfg.batch_size == preset.batch_size and cfg.lr == preset.lr
+    assert len(cfg.extra_train) == 2 and len(cfg.extra_val) == 1
+    assert cfg.workers == (14 if preset.loader_workers is None else preset.loader_workers)
