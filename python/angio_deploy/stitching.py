@@ -200,6 +200,8 @@ def _local_union(ring_sets: list[np.ndarray], n_around: int) -> JoinedMesh | Non
         hi - lo + 1 == len(r) for r, (lo, hi) in zip(ring_sets, ranges, strict=True)
     ):
         return None
+    if any(hi - lo < 2 for lo, hi in ranges):
+        return None  # a stretch too short to close
     local, cuts, parts = [], [], []
     for rings, (lo, hi) in zip(ring_sets, ranges, strict=True):
         last = len(rings) - 1
@@ -216,7 +218,10 @@ def _local_union(ring_sets: list[np.ndarray], n_around: int) -> JoinedMesh | Non
             parts.append((rings[a : b + 1].reshape(-1, 3), faces[~on_cut], at))
             # The local piece's own cap at the cut: a start cap at lo, an end cap at hi.
             cuts.append((rings[cut], cut == lo))
-    joined = _union(local)
+    try:
+        joined = _union(local)
+    except StitchError:
+        return None  # let the whole tubes say what is wrong with them
     mesh = joined.to_mesh()
     uv = np.asarray(mesh.vert_properties, dtype=np.float32)[:, :3]
     uf = np.asarray(mesh.tri_verts, dtype=np.int64)
